@@ -1,0 +1,187 @@
+"""The `edgecnn` command. Each command is a thin wrapper over a library function.
+
+TensorFlow is imported inside the commands that need it (train, evaluate of a Keras model,
+quantize, export), so `edgecnn scan` and `edgecnn bench` run on the TF-free device install.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgecnn import __version__
+
+app = typer.Typer(
+    name="edgecnn",
+    help="Train, quantize, export and benchmark the IDC histopathology CNNs for edge devices.\n\n"
+         "Pipeline: data → train → quantize → export → bench → scan. Start with `edgecnn data info PATH`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# soft_wrap: messages stay on one line, so logs and tests can grep them whatever the terminal width.
+console = Console(stderr=True, soft_wrap=True)
+
+
+def fail(msg: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {msg}")
+    raise typer.Exit(code)
+
+
+def emit_json(obj, dest: Optional[str]) -> None:
+    """Write ``obj`` as JSON to a file, or to stdout for ``-``."""
+    if dest is None:
+        return
+    text = json.dumps(obj, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    if dest == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        from edgecnn.fsutil import write_bytes
+
+        write_bytes(dest, (text + "\n").encode())
+        console.print(f"JSON written to {dest}")
+
+
+def metrics_table(title: str, m: dict) -> Table:
+    t = Table(title=title)
+    t.add_column("metric"); t.add_column("value", justify="right")
+    for k in ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "threshold",
+              "n_patches", "n_patients"):
+        if k in m:
+            v = m[k]
+            t.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    cm = m.get("confusion_matrix")
+    if cm:
+        t.add_row("confusion [[tn fp] [fn tp]]", str(cm))
+    return t
+
+
+@app.callback(invoke_without_command=True)
+def _main(version: bool = typer.Option(False, "--version", help="Print the version and exit.")):
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.command("models")
+def models_cmd(
+    build: bool = typer.Option(False, "--build", help="Build each model (needs TensorFlow) and print its parameter count."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write the list as JSON to FILE, or - for stdout."),
+):
+    """List the registered networks (the names `train --model` accepts)."""
+    from edgecnn.models import list_models, model_info
+
+    rows = []
+    for name in list_models():
+        info = model_info(name)
+        row = {"name": name, "description": info.description, "defaults": info.default_cfg,
+               "seed_params": info.seed_params}
+        if build:
+            from edgecnn.models import create_model
+
+            m = create_model(name)
+            row.update(params=int(m.count_params()), input_shape=list(m.input_shape[1:]))
+        rows.append(row)
+    t = Table(title="edgecnn models")
+    for c in ("name", "description", "seed params") + (("built params", "input") if build else ()):
+        t.add_column(c)
+    for r in rows:
+        cells = [r["name"], r["description"], f"{r['seed_params']:,}" if r["seed_params"] else "-"]
+        if build:
+            cells += [f"{r['params']:,}", str(r["input_shape"])]
+        t.add_row(*cells)
+    Console().print(t)
+    emit_json(rows, json_out)
+
+
+@app.command("train")
+def train_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to create (e.g. runs/basic). Holds model, split, metrics, plots."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Kaggle-layout folder or zip. Default: $EDGECNN_DATA, else Kaggle download, else synthetic."),
+    model: str = typer.Option("basic_cnn", "--model", "-m", help="Network name; see `edgecnn models`."),
+    epochs: Optional[int] = typer.Option(None, help="Maximum epochs, default 30 (early stopping may end sooner). With --resume: the new budget."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="Patches per training step."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate (halved after --lr-patience epochs without gain)."),
+    balance: str = typer.Option("weights", help="Class balance: weights (class-weighted loss), undersample (50/50 as the seed), none."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="Model input in pixels. basic_cnn: 50. vgg13: 224 on GPU, 64 on CPU."),
+    seed_order: bool = typer.Option(False, "--seed-order", help="Keep the seed's Conv(relu)→BN order (QAT then needs a custom config)."),
+    seed: int = typer.Option(0, help="Seed for the split, shuffling and augmentation."),
+    split: str = typer.Option("auto", help="auto (seeded, stratified by patient), official (published train/val ids; other patients → test), or a split.json path."),
+    official_split: Optional[Path] = typer.Option(None, "--official-split", help="Folder with cases_train.txt / cases_val.txt (for --split official)."),
+    val: float = typer.Option(0.15, help="Share of patients for validation (threshold and model selection)."),
+    test: float = typer.Option(0.15, help="Share of patients held out for the final test metrics."),
+    patience: int = typer.Option(8, help="Stop after this many epochs without a validation balanced-accuracy gain."),
+    border: str = typer.Option("pad", help="Border patches smaller than 50×50: pad (with white) or drop."),
+    no_augment: bool = typer.Option(False, "--no-augment", help="Turn off flips, rotations and colour jitter."),
+    mixed_precision: str = typer.Option("auto", help="auto (on when a GPU is found), on, off."),
+    multi_gpu: bool = typer.Option(False, "--multi-gpu", help="Mirror training over every visible GPU (tf.distribute)."),
+    steps_per_epoch: Optional[int] = typer.Option(None, help="Cap steps per epoch (smoke runs)."),
+    max_patients: Optional[int] = typer.Option(None, help="Use only this many patients, chosen by --seed (smoke runs)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out from its last checkpoint."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write the test metrics as JSON to FILE, or - for stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Train a network on IDC patches with a patient-level split.
+
+    Example: edgecnn train --model basic_cnn --data ~/idc --out runs/basic --epochs 30
+    """
+    from edgecnn.data.source import resolve_data
+    from edgecnn.train.fit import TrainConfig, train
+
+    try:
+        src = None if resume else resolve_data(data)
+        cfg = TrainConfig(out=str(out), data=str(src.path) if src else None, model=model, epochs=epochs or 30,
+                          batch_size=batch_size, lr=lr, balance=balance, input_size=input_size, seed_order=seed_order,
+                          seed=seed, split=split, official_split_dir=str(official_split) if official_split else None,
+                          val=val, test=test, patience=patience, border=border, augment=not no_augment,
+                          mixed_precision=mixed_precision, multi_gpu=multi_gpu, steps_per_epoch=steps_per_epoch,
+                          max_patients=max_patients)
+        run = train(cfg, resume=resume, progress=not quiet, console=console, epochs=epochs)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        fail(str(e))
+    from edgecnn.fsutil import read_json
+
+    m = read_json(run.metrics_path)
+    Console().print(metrics_table(f"test split of {run.path}", m))
+    console.print(f"Run folder: [bold]{run.path}[/] (model.keras, metrics.json, plots/)")
+    emit_json(m, json_out)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    target: Path = typer.Argument(..., help="A run folder, a .keras model, or an exported artifact (.tflite, .onnx, .xml, .engine)."),
+    data: str = typer.Option(..., "--data", "-d", help="Kaggle-layout folder or zip; every patch is scored (no split)."),
+    qat: bool = typer.Option(False, "--qat", help="With a run folder: score its QAT model instead of the float one."),
+    threshold: Optional[float] = typer.Option(None, help="Override the stored operating threshold."),
+    runtime: Optional[str] = typer.Option(None, help="Runtime for an artifact (litert, onnxruntime, openvino, tensorrt); default from the suffix."),
+    border: str = typer.Option("pad", help="Border patches smaller than 50×50: pad or drop."),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Load an artifact even if its sha256 differs from the manifest."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write the metrics as JSON to FILE, or - for stdout."),
+):
+    """Score a model on a data folder: accuracy, balanced accuracy, IDC F1, ROC AUC, confusion matrix.
+
+    Example: edgecnn evaluate runs/basic --data ~/blind-patients --json blind.json
+    """
+    from edgecnn.train.evaluate import evaluate
+
+    try:
+        m = evaluate(target, data, threshold=threshold, qat=qat, runtime=runtime, border=border, progress=True,
+                     verify=not no_verify)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        fail(str(e))
+    Console().print(metrics_table(f"{target} on {data}", m))
+    emit_json(m, json_out)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

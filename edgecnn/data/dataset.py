@@ -1,0 +1,276 @@
+"""``load_patches``: the Kaggle layout (folder or zip) -> a ``PatchSet`` of uint8 RGB patches."""
+
+from __future__ import annotations
+
+import os
+import time
+import zipfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from edgecnn import PATCH_SIZE
+from edgecnn.data import cache as _cache
+from edgecnn.data.decode import BORDER_RULES, decode_patch
+from edgecnn.data.layout import DataError, Listing, PatchFile, layout_help, list_patches
+
+_CHUNK = 256  # files per thread-pool task: amortises scheduling, keeps results in order
+
+
+@dataclass
+class PatchSet:
+    """Patches in a stable order (patient, label, y, x).
+
+    ``images`` may be a read-only memmap (from the cache); ``files`` are relative to
+    ``report["source"]`` (member names for a zip).
+    """
+
+    images: np.ndarray     # (N, S, S, 3) uint8
+    labels: np.ndarray     # (N,) int8, 1 = IDC
+    patients: np.ndarray   # (N,) str
+    xs: np.ndarray         # (N,) int32
+    ys: np.ndarray         # (N,) int32
+    files: np.ndarray      # (N,) str
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(len(self.labels))
+
+    @property
+    def patient_ids(self) -> list[str]:
+        return sorted(set(self.patients.tolist()))
+
+    def class_counts(self) -> dict[int, int]:
+        counts = np.bincount(self.labels.astype(np.int64), minlength=2)
+        return {0: int(counts[0]), 1: int(counts[1])}
+
+    def patient_stats(self) -> dict[str, tuple[int, int]]:
+        """patient -> (n_patches, n_idc)."""
+        uniq, inv = np.unique(self.patients, return_inverse=True)
+        n = np.bincount(inv, minlength=len(uniq))
+        pos = np.bincount(inv, weights=self.labels.astype(np.float64), minlength=len(uniq))
+        return {str(p): (int(a), int(b)) for p, a, b in zip(uniq, n, pos)}
+
+    def indices_of(self, patient_ids: Iterable[str]) -> np.ndarray:
+        """Row indices (in order) of the given patients; lets tf.data gather from a memmap."""
+        wanted = np.asarray(sorted({str(p) for p in patient_ids}), dtype=self.patients.dtype)
+        return np.flatnonzero(np.isin(self.patients, wanted))
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> "PatchSet":
+        idx = np.asarray(indices, dtype=np.int64)
+        return replace(
+            self,
+            images=self.images[idx],
+            labels=self.labels[idx],
+            patients=self.patients[idx],
+            xs=self.xs[idx],
+            ys=self.ys[idx],
+            files=self.files[idx],
+        )
+
+    def select(self, patient_ids: Iterable[str]) -> "PatchSet":
+        """The patches of ``patient_ids``, in this set's order (images are copied into RAM)."""
+        ids = {str(p) for p in patient_ids}
+        unknown = ids - set(self.patient_ids)
+        if unknown:
+            raise KeyError(f"patients not in this PatchSet: {sorted(unknown)[:10]}")
+        return self.take(self.indices_of(ids))
+
+
+def load_patches(
+    path: str | os.PathLike,
+    border: str = "pad",
+    strict: bool = False,
+    cache: bool = True,
+    progress: bool = False,
+    patch_size: int = PATCH_SIZE,
+    workers: int | None = None,
+) -> PatchSet:
+    """Read the Kaggle IDC layout from a folder or the Kaggle zip.
+
+    Bad files are skipped and listed in ``report["skipped"]`` ({"file", "reason"}), or raise
+    ``DataError`` when ``strict``. Border patches smaller than ``patch_size`` are padded with
+    white or dropped (``border``; see ``edgecnn.data.decode``). Decoded patches are cached
+    under ``cache_dir()/patches/<key>/`` and memory-mapped on the next call.
+    """
+    if border not in BORDER_RULES:
+        raise ValueError(f"border must be one of {BORDER_RULES}, not {border!r}")
+    path = Path(path).expanduser()
+    if progress:
+        from rich.console import Console
+
+        with Console(stderr=True).status(f"listing patch files in {path} ..."):
+            listing = list_patches(path, strict=strict)
+    else:
+        listing = list_patches(path, strict=strict)
+    if not listing.files:
+        raise DataError(_nothing_found(path, listing.skipped))
+    key = _cache.cache_key(listing.fingerprint(), border, patch_size)
+
+    if cache:
+        hit = _cache.load(key)
+        if hit is not None:
+            arrays, report = hit
+            report = _restore_report(report, path, key)
+            if strict and report["n_skipped"]:
+                first = report["skipped"][0]
+                raise DataError(f"{path / first['file']}: {first['reason']} (strict mode; fix or remove the file)")
+            return PatchSet(report=report, **arrays)
+
+    t0 = time.perf_counter()
+    writer = _cache.CacheWriter(key, len(listing.files), patch_size) if cache else None
+    out = writer.images if writer else np.empty((len(listing.files), patch_size, patch_size, 3), np.uint8)
+    try:
+        kept, stats = _decode_all(listing, out, border, patch_size, strict, progress, workers)
+    except BaseException:
+        if writer:
+            writer.abort()
+        raise
+    files = [listing.files[i] for i in kept]
+    if not files:
+        if writer:
+            writer.abort()
+        raise DataError(_nothing_found(path, listing.skipped + stats["skipped"]))
+    arrays = {
+        "labels": np.array([f.label for f in files], dtype=np.int8),
+        "patients": np.array([f.patient for f in files], dtype=str),
+        "xs": np.array([f.x for f in files], dtype=np.int32),
+        "ys": np.array([f.y for f in files], dtype=np.int32),
+        "files": np.array([f.name for f in files], dtype=str),
+    }
+    report = _make_report(path, listing, files, stats, border, patch_size, key)
+    report["decode_seconds"] = round(time.perf_counter() - t0, 3)
+    if writer:
+        final = writer.commit(len(files), arrays, report)
+        images = np.load(final / "images.npy", mmap_mode="r")
+    else:
+        images = out[: len(files)] if len(files) < len(out) else out
+    report = dict(report, from_cache=False)
+    return PatchSet(images=images, report=report, **arrays)
+
+
+def _decode_all(listing: Listing, out: np.ndarray, border: str, patch_size: int, strict: bool,
+                progress: bool, workers: int | None) -> tuple[list[int], dict[str, Any]]:
+    """Decode in a thread pool (zlib and PIL release the GIL); write kept rows in listing order."""
+    files = listing.files
+    zf = zipfile.ZipFile(listing.source) if listing.is_zip else None
+    root = listing.source
+
+    def read(f: PatchFile) -> bytes:
+        if zf is not None:
+            return zf.read(f.name)  # ZipFile serialises member reads internally
+        with open(root / f.name, "rb") as fh:
+            return fh.read()
+
+    def work(start: int) -> list:
+        res = []
+        for f in files[start : start + _CHUNK]:
+            try:
+                data = read(f)
+            except OSError as e:
+                res.append((None, f"cannot read ({e.strerror or e})"))
+                continue
+            d = decode_patch(data, patch_size, border)
+            res.append((d, d.reason))
+        return res
+
+    n_workers = workers or min(8, 2 * (os.cpu_count() or 2))
+    kept: list[int] = []
+    stats: dict[str, Any] = {"sizes": Counter(), "padded": 0, "dropped": 0, "smaller": 0, "skipped": []}
+    bar = _progress_bar(len(files)) if progress else None
+    try:
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            for ci, chunk in enumerate(pool.map(work, range(0, len(files), _CHUNK))):
+                for j, (d, reason) in enumerate(chunk):
+                    i = ci * _CHUNK + j
+                    if reason is not None:
+                        if strict:
+                            raise DataError(f"{root / files[i].name}: {reason} (strict mode; fix or remove the file)")
+                        stats["skipped"].append({"file": files[i].name, "reason": reason})
+                        continue
+                    stats["sizes"][f"{d.width}x{d.height}"] += 1
+                    if d.padded or d.dropped:
+                        stats["smaller"] += 1
+                    if d.dropped:
+                        stats["dropped"] += 1
+                        continue
+                    stats["padded"] += int(d.padded)
+                    out[len(kept)] = d.image
+                    kept.append(i)
+                if bar is not None:
+                    bar[0].update(bar[1], advance=len(chunk))
+    finally:
+        if bar is not None:
+            bar[0].stop()
+        if zf is not None:
+            zf.close()
+    return kept, stats
+
+
+def _progress_bar(total: int):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    prog = Progress(
+        TextColumn("decoding patches"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=False,
+    )
+    prog.start()
+    return prog, prog.add_task("decode", total=total)
+
+
+def _make_report(path: Path, listing: Listing, files: list[PatchFile], stats: dict, border: str,
+                 patch_size: int, key: str) -> dict[str, Any]:
+    skipped = listing.skipped + stats["skipped"]
+    labels = Counter(f.label for f in files)
+    full = f"{patch_size}x{patch_size}"
+    return {
+        "source": str(path),
+        "format": "zip" if listing.is_zip else "folder",
+        "n_files": len(listing.files) + len(listing.skipped),
+        "n_patches": len(files),
+        "n_patients": len({f.patient for f in files}),
+        "class_counts": {0: labels.get(0, 0), 1: labels.get(1, 0)},
+        "patch_size": patch_size,
+        "border": {"rule": border, "smaller": stats["smaller"], "padded": stats["padded"], "dropped": stats["dropped"]},
+        "sizes": {full: stats["sizes"].get(full, 0), "smaller": stats["smaller"]},
+        "size_histogram": dict(sorted(stats["sizes"].items(), key=lambda kv: (-kv[1], kv[0]))),
+        "skipped": skipped,
+        "n_skipped": len(skipped),
+        "skipped_by_reason": dict(Counter(_reason_kind(s["reason"]) for s in skipped)),
+        "duplicates_ignored": listing.duplicates_ignored,
+        "n_ignored": listing.n_ignored,
+        "cache_key": key,
+        "from_cache": False,
+    }
+
+
+def _reason_kind(reason: str) -> str:
+    for prefix, kind in (("empty", "empty"), ("not an image", "not_image"), ("unreadable", "unreadable"),
+                         ("cannot read", "unreadable"), ("label mismatch", "label_mismatch"),
+                         ("patient mismatch", "patient_mismatch"), ("file name", "bad_name"),
+                         ("not in the", "bad_place")):
+        if reason.startswith(prefix):
+            return kind
+    return "too_large" if "larger than" in reason else "other"
+
+
+def _restore_report(report: dict[str, Any], path: Path, key: str) -> dict[str, Any]:
+    # JSON turned the int class keys into strings; the source may be another copy of the same data.
+    report = dict(report)
+    report["class_counts"] = {int(k): int(v) for k, v in report["class_counts"].items()}
+    report["source"] = str(path)
+    report["cache_key"] = key
+    report["from_cache"] = True
+    return report
+
+
+def _nothing_found(path: Path, skipped: list[dict]) -> str:
+    msg = f"No IDC patches could be loaded from {path}."
+    if skipped:
+        msg += f" {len(skipped)} file(s) were skipped, e.g. {skipped[0]['file']}: {skipped[0]['reason']}."
+    return msg + "\n" + layout_help(path)

@@ -1,0 +1,140 @@
+"""ONNX export: fp32 (tf2onnx, opset 17, input "patch", dynamic batch), int8-ptq (onnxruntime
+quantize_static: QDQ, per-channel int8 weights, calibrated on training patches) and int8-qat
+(the QAT Keras model through tf2onnx: its fake-quant nodes become QDQ, TensorRT's int8 input)."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.export.errors import ExportError
+from edgecnn.fsutil import atomic_path
+
+OPSET = 17
+INPUT_NAME = "patch"
+
+
+def keras_to_onnx(model, input_size: int, batch: int | None = None):
+    """A checked ONNX ModelProto of a Keras model (float input named "patch")."""
+    import onnx
+    import tf2onnx
+
+    from edgecnn._tf import tf
+
+    spec = (tf.TensorSpec((batch, input_size, input_size, 3), tf.float32, name=INPUT_NAME),)
+    try:
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=OPSET)
+    except Exception as e:
+        raise ExportError(f"tf2onnx could not convert {model.name}: {type(e).__name__}: {str(e)[:800]}") from e
+    check(proto)
+    return proto
+
+
+def check(proto) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"the converted ONNX model is invalid ({str(e)[:500]}); the converter left an op ONNX "
+                          "does not define (a QAT model that was never trained has empty quantization ranges)") from e
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over uint8 training patches (float input, batches of 32)."""
+
+    def __init__(self, images: np.ndarray, input_name: str, batch: int | None):
+        from edgecnn.preprocess import to_float
+
+        step = batch or 32
+        self._batches = [{input_name: to_float(images[i:i + step])} for i in range(0, len(images), step)
+                         if batch is None or len(images[i:i + step]) == step]
+        self._it = iter(self._batches)
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self):
+        self._it = iter(self._batches)
+
+
+def quantize_static_qdq(fp32: Path, dest: Path, images: np.ndarray, batch: int | None, workdir: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if len(images) == 0:
+        raise ExportError("the representative set is empty: int8-ptq calibration needs training patches")
+    src = workdir / (fp32.stem + "-pre.onnx")
+    try:
+        # Shape inference + graph cleanup first, as onnxruntime recommends before quantize_static.
+        quant_pre_process(str(fp32), str(src), skip_symbolic_shape=False)
+    except Exception:
+        src = fp32
+    reader = type("Reader", (_Reader, CalibrationDataReader), {})(images, INPUT_NAME, batch)
+    quantize_static(str(src), str(dest), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    check(onnx.load(str(dest)))
+
+
+def to_fp16(fp32: Path, dest: Path) -> None:
+    """An fp16 copy with float32 I/O (TensorRT 11 builds fp16 only from an fp16 network)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+    check(model)
+    onnx.save(model, str(dest))
+
+
+def build_onnx(ctx, kind: str, dest: Path) -> None:
+    import onnx
+
+    if kind == "fp32":
+        onnx.save(keras_to_onnx(ctx.float_model(), ctx.input_size, ctx.fixed_batch), str(dest))
+    elif kind == "int8-qat":
+        onnx.save(keras_to_onnx(ctx.qat_model(), ctx.input_size, ctx.fixed_batch), str(dest))
+    elif kind == "int8-ptq":
+        quantize_static_qdq(ctx.onnx_path("fp32"), dest, ctx.representative(), ctx.fixed_batch, ctx.workdir)
+    elif kind == "fp16":
+        to_fp16(ctx.onnx_path("fp32"), dest)
+    else:
+        raise ExportError(f"no ONNX build for {kind!r}")
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """Op counts, input/output names and shapes of an ONNX file (for the manifest)."""
+    import onnx
+
+    m = onnx.load(str(path))
+    counts = Counter(n.op_type for n in m.graph.node)
+
+    def dims(vi):
+        return [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+
+    return {
+        "ops": dict(sorted(counts.items())),
+        "qdq_nodes": counts.get("QuantizeLinear", 0) + counts.get("DequantizeLinear", 0),
+        "opset": max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=None),
+        "input_name": m.graph.input[0].name, "input_shape": dims(m.graph.input[0]),
+        "output_name": m.graph.output[0].name,
+    }
+
+
+def export_onnx(ctx, spec, path: Path) -> dict[str, Any]:
+    src = ctx.onnx_path(spec.precision)
+    with atomic_path(path) as tmp:
+        shutil.copyfile(src, tmp)
+    d = describe(path)
+    extra: dict[str, Any] = {"io": "float", "onnx": d}
+    if spec.precision == "int8-ptq":
+        extra["calibration"] = {**ctx.calibration_info(min(ctx.calib_size, len(ctx.data.part("train")))),
+                                "method": "MinMax", "format": "QDQ", "per_channel": True,
+                                "activations": "int8", "weights": "int8"}
+    if spec.precision.startswith("int8") and d["qdq_nodes"] == 0:
+        raise ExportError(f"{path.name}: no QuantizeLinear/DequantizeLinear nodes: the int8 export did not quantize")
+    return extra

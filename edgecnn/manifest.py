@@ -1,0 +1,121 @@
+"""Artifact manifests: what a deployed model file is, how to feed it, and proof it is intact.
+
+A manifest is ``<artifact file name>.json`` beside the artifact (``basic_cnn-int8-qat.tflite``
+→ ``basic_cnn-int8-qat.tflite.json``). No TensorFlow here: the device reads these.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from pathlib import Path
+from typing import Any
+
+from edgecnn import CLASS_NAMES, __version__
+from edgecnn.fsutil import read_json, sha256_file, write_json
+from edgecnn.preprocess import PREPROCESSING
+
+SCHEMA = "edgecnn.manifest/1"
+
+
+class ArtifactError(RuntimeError):
+    """An artifact or its manifest is missing, unreadable or does not match."""
+
+
+def manifest_path(artifact: str | Path) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + ".json")
+
+
+def artifact_files(artifact: str | Path) -> list[Path]:
+    """The files that make up an artifact (OpenVINO IR is an .xml plus a .bin)."""
+    artifact = Path(artifact)
+    files = [artifact]
+    if artifact.suffix == ".xml":
+        files.append(artifact.with_suffix(".bin"))
+    return files
+
+
+def _digest(artifact: Path) -> tuple[str, int]:
+    files = artifact_files(artifact)
+    if len(files) == 1:
+        return sha256_file(artifact), artifact.stat().st_size
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in files:
+        h.update(sha256_file(f).encode())
+    return h.hexdigest(), sum(f.stat().st_size for f in files)
+
+
+def new_manifest(
+    *,
+    model: str,
+    fmt: str,
+    precision: str,
+    input_shape: list,
+    input_dtype: str = "float32",
+    threshold: float = 0.5,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A manifest with the fields every artifact carries; exporters add the rest."""
+    m: dict[str, Any] = {
+        "schema": SCHEMA,
+        "model": model,
+        "format": fmt,
+        "precision": precision,
+        "input": {"shape": list(input_shape), "dtype": input_dtype, "layout": "NHWC", "quantization": None},
+        "output": {"shape": [input_shape[0], 2], "dtype": "float32", "kind": "softmax", "quantization": None},
+        "preprocessing": dict(PREPROCESSING),
+        "class_names": list(CLASS_NAMES),
+        "positive_class": 1,
+        "threshold": float(threshold),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "tools": {"edgecnn": __version__, "python": platform.python_version()},
+    }
+    m.update(extra)
+    return m
+
+
+def write_manifest(artifact: str | Path, manifest: dict[str, Any]) -> Path:
+    """Fill in file name, sha256 and size from the artifact on disk and write atomically."""
+    artifact = Path(artifact)
+    digest, size = _digest(artifact)
+    manifest = dict(manifest)
+    manifest["file"] = artifact.name
+    manifest["sha256"] = digest
+    manifest["size_bytes"] = size
+    return write_json(manifest_path(artifact), manifest)
+
+
+def read_manifest(artifact: str | Path, required: bool = True) -> dict[str, Any] | None:
+    mp = manifest_path(artifact)
+    if not mp.exists():
+        if required:
+            raise ArtifactError(
+                f"{artifact}: no manifest {mp.name} beside it. Artifacts made by `edgecnn export` carry one; "
+                "re-export the model, or pass the artifact's preprocessing by hand."
+            )
+        return None
+    try:
+        m = read_json(mp)
+    except ValueError as e:
+        raise ArtifactError(f"{mp}: not valid JSON ({e}); re-export the artifact to rewrite it") from e
+    if not isinstance(m, dict) or m.get("schema") != SCHEMA:
+        raise ArtifactError(f"{mp}: not an edgecnn manifest (expected schema {SCHEMA!r})")
+    return m
+
+
+def verify_artifact(artifact: str | Path, manifest: dict[str, Any]) -> None:
+    """Refuse a file whose sha256 differs from its manifest (tampered, truncated, swapped)."""
+    artifact = Path(artifact)
+    for f in artifact_files(artifact):
+        if not f.exists():
+            raise ArtifactError(f"{f}: file missing")
+    digest, size = _digest(artifact)
+    if digest != manifest.get("sha256"):
+        raise ArtifactError(
+            f"{artifact}: sha256 {digest[:12]}… does not match its manifest ({str(manifest.get('sha256'))[:12]}…, "
+            f"{manifest.get('size_bytes')} bytes; file has {size}). The file was changed or truncated: "
+            "re-export it, or pass verify=False / --no-verify to load it anyway."
+        )

@@ -1,0 +1,330 @@
+"""Quantization-aware fine-tuning of a run's best float model (tfmot, 8-bit, per-channel conv weights).
+
+Writes ``<run>/qat/``: model.keras (the QAT model), model.json (threshold, float ops), metrics.json
+(val balanced accuracy before/after, inference vs training mode, test metrics) and ckpt/ (resume).
+
+BatchNorm: a few fine-tuning steps leave BN's moving averages behind the weights they normalise,
+so a QAT model can score well in training mode and worse in inference mode. The default
+``bn="freeze"`` keeps BN in inference mode during fine-tuning (the float run's statistics are
+already settled), so both modes compute the same function; ``bn="reestimate"`` trains BN and then
+recomputes its statistics in one pass over the training patches; ``bn="train"`` does neither.
+``metrics.json`` records ``val_bac_inference`` beside ``val_bac_train_mode`` for every choice.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn import CLASS_NAMES
+from edgecnn.fsutil import atomic_path, read_json, write_json
+from edgecnn.metrics import best_threshold, binary_metrics
+from edgecnn.quantize.rundata import Patches, RunData, as_run
+from edgecnn.train.run import RunError, RunFolder
+
+BN_MODES = ("freeze", "reestimate", "train")
+DEFAULTS = {"epochs": 3, "lr": 1e-5, "batch_size": 64, "patience": 2, "bn": "freeze"}
+
+
+# --- model helpers ----------------------------------------------------------------------------
+def predict(model, images: np.ndarray, batch_size: int = 256, training: bool = False) -> np.ndarray:
+    """IDC probabilities of a Keras model for uint8 patches (already at the model's input size)."""
+    from edgecnn.preprocess import to_float
+
+    out = np.empty(len(images), dtype=np.float32)
+    for i in range(0, len(images), batch_size):
+        out[i:i + batch_size] = model(to_float(np.asarray(images[i:i + batch_size])), training=training).numpy()[:, 1]
+    return out
+
+
+def _set_dropout(model, rates: list[float] | float) -> list[float]:
+    from edgecnn._tf import keras
+    from edgecnn.quantize.scheme import inner_layers
+
+    drops = inner_layers(model, keras.layers.Dropout)
+    old = [d.rate for d in drops]
+    for d, r in zip(drops, rates if isinstance(rates, list) else [rates] * len(drops)):
+        d.rate = r
+    return old
+
+
+def predict_train_mode(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Probabilities as the training loop computes them (BN as in fit, fake-quant ranges updating),
+    with dropout off so only BN/quantizer behaviour differs from inference. Weights are restored."""
+    saved = model.get_weights()
+    old = _set_dropout(model, 0.0)
+    try:
+        return predict(model, images, batch_size, training=True)
+    finally:
+        _set_dropout(model, old)
+        model.set_weights(saved)
+
+
+def set_bn_trainable(model, trainable: bool) -> int:
+    """A non-trainable Keras BN runs in inference mode even inside fit()."""
+    from edgecnn._tf import keras
+    from edgecnn.quantize.scheme import inner_layers
+
+    # Flip the tfmot wrapper, not the inner layer: a frozen inner BN inside a trainable wrapper lists
+    # gamma/beta twice in the wrapper's weights and the HDF5 save fails on the duplicate names.
+    n = 0
+    for layer in model.layers:
+        if isinstance(getattr(layer, "layer", layer), keras.layers.BatchNormalization):
+            layer.trainable = trainable
+            n += 1
+    return n
+
+
+def reestimate_bn(model, images: np.ndarray, batch_size: int = 64, max_batches: int = 100) -> int:
+    """Recompute BN moving statistics as the plain average over training batches (dropout off).
+
+    Setting momentum to 1 - 1/k at step k turns Keras' exponential average into a cumulative mean.
+    """
+    from edgecnn._tf import keras
+    from edgecnn.preprocess import to_float
+    from edgecnn.quantize.scheme import inner_layers
+
+    bns = inner_layers(model, keras.layers.BatchNormalization)
+    if not bns:
+        return 0
+    moms = [bn.momentum for bn in bns]
+    old = _set_dropout(model, 0.0)
+    n = 0
+    try:
+        for k, i in enumerate(range(0, len(images), batch_size), start=1):
+            if k > max_batches:
+                break
+            for bn in bns:
+                bn.momentum = 1.0 - 1.0 / k
+            model(to_float(np.asarray(images[i:i + batch_size])), training=True)
+            n = k
+    finally:
+        for bn, m in zip(bns, moms):
+            bn.momentum = m
+        _set_dropout(model, old)
+    return n
+
+
+def save_qat_model(model, path: Path) -> Path:
+    """Save the QAT model at ``path`` in HDF5 form.
+
+    tfmot 0.8.1's QuantizeLayer builds twice when read from the zip ``.keras`` format and refuses its
+    own weights (tensorflow/model-optimization PR #1123, unmerged); the HDF5 form round-trips
+    exactly and ``keras.models.load_model`` reads it whatever the file is called.
+    """
+    with atomic_path(path, suffix=".h5") as tmp:
+        model.save(tmp, save_format="h5", include_optimizer=False)
+    return path
+
+
+def float_ops_of(qmodel, input_size: int) -> tuple[list[str], list[str]]:
+    """(ops, float ops) of the int8 TFLite graph this QAT model converts to."""
+    from edgecnn.export.tflite import convert_keras, inspect_ops
+
+    info = inspect_ops(convert_keras(qmodel, "int8-qat", io="float", input_size=input_size))
+    return info["ops"], info["float_ops"]
+
+
+# --- progress ---------------------------------------------------------------------------------
+class _EpochBar:
+    """A rich bar over one epoch's batches, fed by a Keras callback."""
+
+    def __init__(self, enabled: bool, epoch: int, epochs: int, steps: int):
+        from edgecnn._tf import keras
+
+        self.enabled = enabled
+        bar = self
+
+        class _CB(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if bar.enabled:
+                    bar.progress.update(bar.task, advance=1, loss=float((logs or {}).get("loss", 0.0)))
+
+        self.callback = _CB()
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn(f"QAT epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), transient=True)
+            self.task = self.progress.add_task("qat", total=steps, loss=0.0)
+
+    def __enter__(self):
+        if self.enabled:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.progress.__exit__(*exc)
+
+
+# --- the run ----------------------------------------------------------------------------------
+def _dataset(p: Patches, batch_size: int, seed: int, epoch: int, weights: dict[int, float] | None):
+    from edgecnn._tf import tf
+    from edgecnn.preprocess import OFFSET, SCALE
+
+    rng = np.random.default_rng(seed * 1000 + epoch)
+    order = rng.permutation(len(p))
+    x, y = np.asarray(p.images)[order], p.labels[order].astype(np.int32)
+    if weights:
+        w = np.where(y == 1, weights[1], weights[0]).astype(np.float32)
+        ds = tf.data.Dataset.from_tensor_slices((x, y, w))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+
+    def scale(img, *rest):
+        return (tf.cast(img, tf.float32) * SCALE + OFFSET, *rest)
+
+    return ds.batch(batch_size).map(scale, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def _class_weights(cfg: dict[str, Any], labels: np.ndarray) -> dict[int, float] | None:
+    # Fine-tune with the loss the float run trained with ("weights" = balanced class weights).
+    if cfg.get("balance", "weights") in ("weights", True):
+        from edgecnn.data import class_weights
+
+        try:
+            return class_weights(labels)
+        except ValueError:
+            return None
+    return None
+
+
+def _log(console, msg: str) -> None:
+    if console is not None:
+        console.print(msg)
+
+
+def quantize_run(
+    run: str | Path | RunFolder,
+    epochs: int = DEFAULTS["epochs"],
+    lr: float = DEFAULTS["lr"],
+    batch_size: int = DEFAULTS["batch_size"],
+    data: Any = None,
+    progress: bool = True,
+    resume: bool = False,
+    *,
+    patience: int = DEFAULTS["patience"],
+    bn: str = DEFAULTS["bn"],
+    limit: int | None = None,
+    steps_per_epoch: int | None = None,
+    seed: int = 0,
+    console=None,
+) -> dict[str, Any]:
+    """Fine-tune the run's float model with QAT on its training patients; returns qat/metrics.json.
+
+    ``data``: the data folder (default: config.json "data") or a loaded PatchSet. ``limit`` caps the
+    patches drawn per split part (seeded) and ``steps_per_epoch`` the batches per epoch: both for
+    quick runs and tests. ``resume`` continues from qat/ckpt after an interruption.
+    """
+    from edgecnn._tf import keras
+    from edgecnn.quantize.scheme import load_qat_model, quantize_keras_model
+
+    if bn not in BN_MODES:
+        raise ValueError(f"bn must be one of {', '.join(BN_MODES)}, not {bn!r}")
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"epochs ({epochs}) and batch size ({batch_size}) must be ≥ 1 and lr ({lr}) > 0")
+    run = as_run(run)
+    info, cfg = run.model_info(), run.config()
+    float_model = run.load_model()          # RunError on a missing / damaged model.keras
+    size = run.input_size
+    rd = RunData(run, data=data, limit=limit, seed=seed)
+    train, val = rd.part("train"), rd.part("val")
+    if len(set(train.labels.tolist())) < 2 or len(set(val.labels.tolist())) < 2:
+        raise RunError(f"{run.path}: QAT needs both classes in the train and val patients "
+                       f"(train {np.bincount(train.labels, minlength=2).tolist()}, "
+                       f"val {np.bincount(val.labels, minlength=2).tolist()}); use more data or a larger --limit")
+    t0 = time.perf_counter()
+
+    p_float = predict(float_model, val.images)
+    float_thr = float(info.get("threshold", 0.5))
+    float_bac = binary_metrics(val.labels, p_float, float_thr)["balanced_accuracy"]
+    _log(console, f"float model: val balanced accuracy {float_bac:.4f} at threshold {float_thr:.3f} "
+                  f"({len(val)} patches, {val.n_patients} patients)")
+
+    qat_dir, ckpt_dir = run.qat_dir, run.qat_dir / "ckpt"
+    state_path, last_path = ckpt_dir / "state.json", ckpt_dir / "last.keras"
+    state: dict[str, Any] = {"epoch": 0, "best_bac": -1.0, "best_epoch": 0, "best_threshold": 0.5,
+                             "wait": 0, "history": []}
+    if resume and state_path.exists() and last_path.exists():
+        state = read_json(state_path)
+        qmodel = load_qat_model(last_path)
+        _log(console, f"resuming QAT from epoch {state['epoch']} (best val BAC {state['best_bac']:.4f})")
+    else:
+        qmodel, _ = quantize_keras_model(float_model)
+    if bn == "freeze":
+        set_bn_trainable(qmodel, False)
+    qmodel.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
+    weights = _class_weights(cfg, train.labels)
+    steps = -(-len(train) // batch_size)
+    if steps_per_epoch:
+        steps = min(steps, steps_per_epoch)
+
+    for epoch in range(state["epoch"] + 1, epochs + 1):
+        if state["wait"] >= patience:
+            break
+        ds = _dataset(train, batch_size, seed, epoch, weights).take(steps)
+        with _EpochBar(progress, epoch, epochs, steps) as bar:
+            h = qmodel.fit(ds, epochs=1, verbose=0, callbacks=[bar.callback])
+        p = predict(qmodel, val.images)
+        thr, bac = best_threshold(val.labels, p)
+        row = {"epoch": epoch, "loss": float(h.history["loss"][-1]), "val_balanced_accuracy": bac, "threshold": thr}
+        state["history"].append(row)
+        if bac > state["best_bac"]:
+            state.update(best_bac=bac, best_epoch=epoch, best_threshold=thr, wait=0)
+            save_qat_model(qmodel, qat_dir / "best.keras")
+        else:
+            state["wait"] += 1
+        state["epoch"] = epoch
+        save_qat_model(qmodel, last_path)
+        write_json(state_path, state)
+        _log(console, f"QAT epoch {epoch}/{epochs}: loss {row['loss']:.4f}, val BAC {bac:.4f} "
+                      f"(threshold {thr:.3f})")
+
+    best = load_qat_model(qat_dir / "best.keras") if (qat_dir / "best.keras").exists() else qmodel
+    n_bn_batches = reestimate_bn(best, train.images, batch_size) if bn == "reestimate" else 0
+    # Threshold and headline numbers are taken in inference mode: that is what gets exported.
+    p_inf = predict(best, val.images)
+    thr, bac_inf = best_threshold(val.labels, p_inf)
+    bac_train_mode = binary_metrics(val.labels, predict_train_mode(best, val.images, batch_size), thr)["balanced_accuracy"]
+    test = rd.part("test")
+    test_metrics = binary_metrics(test.labels, predict(best, test.images), thr)
+    ops, float_ops = float_ops_of(best, size)
+
+    save_qat_model(best, run.qat_model_path)
+    (qat_dir / "best.keras").unlink(missing_ok=True)
+    scheme = {"tool": "tensorflow-model-optimization", "scheme": "default 8-bit",
+              "weights": "int8 symmetric, per output channel for conv (per tensor for dense)",
+              "activations": "int8 asymmetric, per tensor", "bn": bn,
+              "standalone_bn": _standalone(float_model), "keras_file_format": "h5"}
+    write_json(qat_dir / "model.json", {
+        "model": info.get("model", cfg.get("model")), "input_size": size, "threshold": thr,
+        "val_balanced_accuracy": bac_inf, "epoch": state["best_epoch"], "class_names": list(CLASS_NAMES),
+        "source_model": str(run.model_path.name), "quantization": scheme,
+        "int8_tflite_ops": ops, "float_ops": float_ops,
+    })
+    metrics = {
+        "val_bac_float": float_bac, "float_threshold": float_thr,
+        "val_bac_float_best_threshold": best_threshold(val.labels, p_float)[1],
+        "val_bac_qat": bac_inf, "val_bac_inference": bac_inf, "val_bac_train_mode": bac_train_mode,
+        "bn_mode_gap": abs(bac_inf - bac_train_mode), "bn": bn, "bn_reestimate_batches": n_bn_batches,
+        "threshold": thr, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
+        "epochs": epochs, "lr": lr, "batch_size": batch_size, "steps_per_epoch": steps,
+        "n_train": len(train), "n_val": len(val), "n_train_patients": train.n_patients,
+        "n_val_patients": val.n_patients, "history": state["history"],
+        "test": {**test_metrics, "n_patients": test.n_patients},
+        "float_ops": float_ops, "seconds": round(time.perf_counter() - t0, 2),
+    }
+    write_json(qat_dir / "metrics.json", metrics)
+    _log(console, f"QAT: val balanced accuracy {float_bac:.4f} (float) → {bac_inf:.4f} (QAT, inference mode; "
+                  f"training mode {bac_train_mode:.4f}); saved {run.qat_model_path}")
+    return metrics
+
+
+def _standalone(model) -> list[str]:
+    from edgecnn.quantize.scheme import standalone_batchnorms
+
+    return standalone_batchnorms(model)

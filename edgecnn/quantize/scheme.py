@@ -1,0 +1,105 @@
+"""How a float Keras model becomes a QAT model (tfmot's default 8-bit scheme).
+
+tfmot quantizes Conv → BN → ReLU as one fused int8 conv (weights per output channel). A BN that
+follows a ReLU (the seed's ``seed_order`` blocks) is not in tfmot's registry: it gets
+``StandaloneBNQuantizeConfig`` (output fake-quantized, BN itself untouched). The converter then
+lowers that BN to a float MUL + ADD between DEQUANTIZE / QUANTIZE: those float ops are reported
+in qat/model.json and every manifest, not hidden.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import tensorflow_model_optimization as tfmot
+
+from edgecnn._tf import keras
+
+Q = tfmot.quantization.keras
+L = keras.layers
+_CONVS = (L.Conv2D, L.DepthwiseConv2D, L.Dense)
+
+
+@keras.utils.register_keras_serializable(package="edgecnn")
+class StandaloneBNQuantizeConfig(Q.QuantizeConfig):
+    """A BatchNormalization not preceded by a linear conv: quantize its output only (8-bit, per tensor)."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return [Q.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+    def get_config(self):
+        return {}
+
+
+def custom_objects() -> dict:
+    return {"StandaloneBNQuantizeConfig": StandaloneBNQuantizeConfig,
+            "edgecnn>StandaloneBNQuantizeConfig": StandaloneBNQuantizeConfig}
+
+
+@contextlib.contextmanager
+def quantize_scope() -> Iterator[None]:
+    """tfmot's scope plus our configs: needed to load or clone a QAT model."""
+    with Q.quantize_scope(custom_objects()):
+        yield
+
+
+def _inbound_layers(layer) -> list:
+    out = []
+    for node in layer._inbound_nodes:
+        il = node.inbound_layers
+        out.extend(il if isinstance(il, (list, tuple)) else [il])
+    return out
+
+
+def standalone_batchnorms(model) -> list[str]:
+    """BN layers tfmot cannot fold: those whose input is not a conv/dense with a linear activation."""
+    names = []
+    for layer in model.layers:
+        if not isinstance(layer, L.BatchNormalization):
+            continue
+        prev = _inbound_layers(layer)
+        foldable = len(prev) == 1 and isinstance(prev[0], _CONVS) and \
+            keras.activations.serialize(prev[0].activation) in ("linear", None)
+        if not foldable:
+            names.append(layer.name)
+    return names
+
+
+def quantize_keras_model(model):
+    """The QAT model of a float model (weights kept); returns (qat_model, standalone BN names)."""
+    standalone = standalone_batchnorms(model)
+    if not standalone:
+        return Q.quantize_model(model), []
+
+    def annotate(layer):
+        if layer.name in standalone:
+            return Q.quantize_annotate_layer(layer, quantize_config=StandaloneBNQuantizeConfig())
+        return Q.quantize_annotate_layer(layer)
+
+    # clone_function returns wrappers around the original layer objects, so the trained weights carry over.
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    with quantize_scope():
+        return Q.quantize_apply(annotated), standalone
+
+
+def inner_layers(model, kind) -> list:
+    """Layers of ``kind`` inside a QAT model (tfmot wraps each layer in a QuantizeWrapper)."""
+    return [getattr(l, "layer", l) for l in model.layers if isinstance(getattr(l, "layer", l), kind)]
+
+
+def load_qat_model(path):
+    with quantize_scope():
+        return keras.models.load_model(path, compile=False)

@@ -1,0 +1,1 @@
+"""Full-precision training and evaluation (needs TensorFlow)."""

@@ -1,0 +1,304 @@
+"""Full-precision training: patient split, balanced sampling, epoch loop with checkpoint/resume,
+early stopping on validation balanced accuracy at the validation-chosen threshold."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.fsutil import atomic_path, read_json, write_json
+from edgecnn.metrics import best_threshold, binary_metrics
+from edgecnn.train.run import RunError, RunFolder
+
+BALANCE_MODES = ("weights", "undersample", "none")
+
+
+@dataclass
+class TrainConfig:
+    out: str
+    data: str | None = None
+    model: str = "basic_cnn"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    balance: str = "weights"
+    input_size: int | None = None
+    seed_order: bool = False
+    seed: int = 0
+    split: str = "auto"            # auto | official | path to a split.json
+    official_split_dir: str | None = None
+    val: float = 0.15
+    test: float = 0.15
+    patience: int = 8              # epochs without val BAC gain before stopping
+    lr_patience: int = 3           # epochs without gain before the learning rate halves
+    border: str = "pad"
+    augment: bool = True
+    mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
+    multi_gpu: bool = False
+    steps_per_epoch: int | None = None   # cap, for smoke runs and tests
+    max_patients: int | None = None      # use only this many patients (smoke runs)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        from edgecnn.models import model_info
+
+        model_info(self.model)
+        if self.balance not in BALANCE_MODES:
+            raise ValueError(f"--balance must be one of {', '.join(BALANCE_MODES)}, not {self.balance!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs and batch size must be ≥ 1 and the learning rate > 0")
+        if not (0 < self.val < 1 and 0 <= self.test < 1 and self.val + self.test < 1):
+            raise ValueError(f"val ({self.val}) and test ({self.test}) shares must leave patients for training")
+
+
+def _model_cfg(cfg: TrainConfig) -> dict[str, Any]:
+    from edgecnn.models import model_info
+
+    info = model_info(cfg.model)
+    mc = dict(info.default_cfg)
+    mc["seed_order"] = cfg.seed_order
+    if cfg.input_size:
+        mc["input_size"] = cfg.input_size
+    if mc.get("input_size") is None:
+        from edgecnn.models.vgg13 import default_input_size
+
+        mc["input_size"] = default_input_size()
+    return mc
+
+
+def _make_split(cfg: TrainConfig, patches):
+    from edgecnn.data.split import Split, patient_split, split_from_files
+
+    if cfg.split == "auto":
+        return patient_split(patches, val=cfg.val, test=cfg.test, seed=cfg.seed)
+    if cfg.split == "official":
+        d = Path(cfg.official_split_dir or Path(cfg.data or ".").parent / "idc-official-split")
+        if not (d / "cases_train.txt").exists():
+            raise FileNotFoundError(f"{d}: no cases_train.txt / cases_val.txt; pass --official-split DIR")
+        return split_from_files(patches, d / "cases_train.txt", d / "cases_val.txt", seed=cfg.seed)
+    return Split.load(cfg.split)
+
+
+def _setup_device(cfg: TrainConfig):
+    from edgecnn._tf import keras, tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    mp = cfg.mixed_precision == "on" or (cfg.mixed_precision == "auto" and gpus)
+    keras.mixed_precision.set_global_policy("mixed_float16" if mp else "float32")
+    if cfg.multi_gpu and len(gpus) > 1:
+        strategy = tf.distribute.MirroredStrategy()
+    else:
+        strategy = tf.distribute.get_strategy()
+    keras.utils.set_random_seed(cfg.seed)
+    return strategy, {"gpus": len(gpus), "mixed_precision": bool(mp), "replicas": strategy.num_replicas_in_sync}
+
+
+def predict_probs(model, images: np.ndarray, batch_size: int = 512, input_size: int | None = None) -> np.ndarray:
+    """IDC probabilities of a Keras model in inference mode, in chunks (memmaps stay on disk)."""
+    from edgecnn._tf import tf
+    from edgecnn.preprocess import to_float
+
+    input_size = input_size or int(model.input_shape[1])
+    out = np.empty(len(images), dtype=np.float32)
+    for i in range(0, len(images), batch_size):
+        x = to_float(np.asarray(images[i:i + batch_size]))
+        if x.shape[1] != input_size:
+            x = tf.image.resize(x, (input_size, input_size)).numpy()
+        out[i:i + batch_size] = model(x, training=False).numpy()[:, 1]
+    return out
+
+
+class _Progress:
+    """A rich progress bar over the batches of one epoch (Keras callback)."""
+
+    def __init__(self, total_steps: int, epoch: int, epochs: int, enabled: bool):
+        from edgecnn._tf import keras
+
+        self.enabled = enabled
+        outer = self
+
+        class _CB(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if outer.enabled:
+                    outer.bar.update(outer.task, advance=1, loss=float((logs or {}).get("loss", 0.0)))
+
+        self.callback = _CB()
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), transient=True,
+            )
+            self.task = self.bar.add_task("train", total=total_steps, loss=0.0)
+
+    def __enter__(self):
+        if self.enabled:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *a):
+        if self.enabled:
+            self.bar.__exit__(*a)
+
+
+def _log(console, msg: str) -> None:
+    if console is not None:
+        console.print(msg)
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console=None,
+          epochs: int | None = None) -> RunFolder:
+    """Train ``cfg.model`` into the run folder ``cfg.out``; returns the RunFolder.
+
+    ``resume=True`` continues an interrupted run from ``ckpt/last.keras`` with its saved
+    configuration, split, history and best score, so a killed run loses at most one epoch.
+    Only ``out`` is read from ``cfg`` then; ``epochs`` may raise or lower the epoch budget.
+    """
+    from edgecnn._tf import keras
+    from edgecnn.data import load_patches
+    from edgecnn.data.balance import class_weights, undersample
+    from edgecnn.data.pipeline import make_dataset
+    from edgecnn.models import create_model
+    from edgecnn.train.plots import save_plots
+
+    run = RunFolder(Path(cfg.out))
+    state_path = run.ckpt_dir / "state.json"
+    last_path = run.ckpt_dir / "last.keras"
+    if resume:
+        if not state_path.exists() or not last_path.exists():
+            raise RunError(f"{run.path}: nothing to resume (no ckpt/state.json + ckpt/last.keras); start without --resume")
+        saved = run.config()
+        saved_cfg = {k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
+        # Only the epoch budget may change on resume; everything else must match the first start.
+        if epochs:
+            saved_cfg["epochs"] = epochs
+        cfg = TrainConfig(**saved_cfg)
+    elif run.config_path.exists() and (run.model_path.exists() or state_path.exists()):
+        raise RunError(f"{run.path} already holds a run; use --resume to continue it or choose another --out")
+    cfg.validate()
+
+    strategy, device = _setup_device(cfg)
+    model_cfg = _model_cfg(cfg)
+    input_size = model_cfg["input_size"]
+
+    patches = load_patches(cfg.data, border=cfg.border, progress=progress)
+    if cfg.max_patients:
+        rng = np.random.default_rng(cfg.seed)
+        keep = sorted(rng.choice(patches.patient_ids, size=min(cfg.max_patients, len(patches.patient_ids)), replace=False))
+        patches = patches.select(keep)
+    if resume:
+        from edgecnn.data.split import Split
+
+        split = Split.load(run.split_path)
+    else:
+        split = _make_split(cfg, patches)
+    split.check_disjoint()
+    tr, va, te = patches.select(split.train), patches.select(split.val), patches.select(split.test)
+    if len(tr) == 0 or len(va) == 0:
+        raise RunError(f"the split left {len(tr)} training and {len(va)} validation patches; use more patients")
+
+    if not resume:
+        run.path.mkdir(parents=True, exist_ok=True)
+        config_json = dataclasses.asdict(cfg)
+        config_json.update({"model_cfg": model_cfg, "input_size": input_size, "data": str(cfg.data), "device": device})
+        write_json(run.config_path, config_json)
+        split.save(run.split_path, patches)
+
+    train_idx = np.arange(len(tr))
+    weights = None
+    if cfg.balance == "undersample":
+        train_idx = undersample(tr.labels, seed=cfg.seed)
+    elif cfg.balance == "weights":
+        cw = class_weights(tr.labels)
+        weights = np.array([cw[int(c)] for c in tr.labels], dtype=np.float32)
+    steps = int(np.ceil(len(train_idx) / cfg.batch_size))
+    if cfg.steps_per_epoch:
+        steps = min(steps, cfg.steps_per_epoch)
+
+    with strategy.scope():
+        if resume:
+            model = keras.models.load_model(last_path)
+        else:
+            model = create_model(cfg.model, **model_cfg)
+            model.compile(optimizer=keras.optimizers.Adam(cfg.lr),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                          weighted_metrics=[])
+
+    state = read_json(state_path) if resume else {
+        "epoch": 0, "best_bac": -1.0, "best_epoch": -1, "threshold": 0.5, "stale": 0, "lr_stale": 0,
+        "lr": cfg.lr, "history": [], "train_seconds": 0.0,
+    }
+    keras.backend.set_value(model.optimizer.learning_rate, state["lr"])
+    _log(console, f"[bold]{cfg.model}[/] input {input_size}px, {model.count_params():,} parameters; "
+                  f"train {len(tr)} patches / {len(split.train)} patients, val {len(va)} / {len(split.val)}, "
+                  f"test {len(te)} / {len(split.test)}; device {device}")
+
+    for epoch in range(state["epoch"], cfg.epochs):
+        t0 = time.perf_counter()
+        # A per-epoch seed keeps shuffling and augmentation reproducible across a resume.
+        ds = make_dataset(tr.images, tr.labels, batch_size=cfg.batch_size, training=True,
+                          seed=cfg.seed * 1000 + epoch, augment=cfg.augment, input_size=input_size,
+                          sample_weights=weights, indices=train_idx)
+        with _Progress(steps, epoch, cfg.epochs, progress) as bar:
+            h = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[bar.callback])
+        p_val = predict_probs(model, va.images, input_size=input_size)
+        thr, val_bac = best_threshold(va.labels, p_val)
+        val_m = binary_metrics(va.labels, p_val, thr)
+        val_half = binary_metrics(va.labels, p_val, 0.5)["balanced_accuracy"]
+        dt = time.perf_counter() - t0
+        state["train_seconds"] += dt
+        rec = {"epoch": epoch + 1, "loss": float(h.history["loss"][-1]), "accuracy": float(h.history["accuracy"][-1]),
+               "val_balanced_accuracy": val_bac, "val_bac_at_0.5": val_half, "val_accuracy": val_m["accuracy"],
+               "val_roc_auc": val_m["roc_auc"], "threshold": thr, "lr": float(state["lr"]), "seconds": dt}
+        state["history"].append(rec)
+        improved = val_bac > state["best_bac"] + 1e-4
+        if improved:
+            state.update(best_bac=val_bac, best_epoch=epoch + 1, threshold=thr, stale=0, lr_stale=0)
+            with atomic_path(run.model_path) as tmp:
+                model.save(tmp)
+            write_json(run.model_info_path, {
+                "model": cfg.model, "input_size": input_size, "threshold": thr, "epoch": epoch + 1,
+                "val_balanced_accuracy": val_bac, "class_names": ["no_idc", "idc"], "model_cfg": model_cfg,
+            })
+        else:
+            state["stale"] += 1
+            state["lr_stale"] += 1
+            if state["lr_stale"] >= cfg.lr_patience:
+                state["lr"] = float(state["lr"]) * 0.5
+                state["lr_stale"] = 0
+                keras.backend.set_value(model.optimizer.learning_rate, state["lr"])
+        state["epoch"] = epoch + 1
+        # Checkpoint model (with optimizer) first, then the state that points at it.
+        with atomic_path(last_path) as tmp:
+            model.save(tmp)
+        write_json(state_path, state)
+        write_json(run.history_path, state["history"])
+        _log(console, f"epoch {epoch + 1}/{cfg.epochs}  loss {rec['loss']:.4f}  val BAC {val_bac:.4f} "
+                      f"(@{thr:.3f}; @0.5 {val_half:.4f})  AUC {val_m['roc_auc']:.4f}  {dt:.0f}s"
+                      + ("  [green]best[/]" if improved else ""))
+        if state["stale"] >= cfg.patience:
+            _log(console, f"early stop: no val balanced-accuracy gain for {cfg.patience} epochs")
+            break
+
+    model = run.load_model()
+    metrics = evaluate_patches(model, te, state["threshold"], input_size=input_size)
+    metrics.update({"split": "test", "best_epoch": state["best_epoch"], "val_balanced_accuracy": state["best_bac"],
+                    "train_seconds": state["train_seconds"], "epochs_run": state["epoch"]})
+    write_json(run.metrics_path, metrics)
+    save_plots(run, state["history"], metrics)
+    return run
+
+
+def evaluate_patches(model, patches, threshold: float, input_size: int | None = None) -> dict[str, Any]:
+    if len(patches) == 0:
+        raise RunError("no patches to evaluate (empty split or folder)")
+    p = predict_probs(model, patches.images, input_size=input_size)
+    m = binary_metrics(patches.labels, p, threshold)
+    m["n_patients"] = len(patches.patient_ids)
+    return m

@@ -1,0 +1,51 @@
+"""Shared fixtures. Real data comes from EDGECNN_DATA (the Kaggle layout); tests that need it
+skip with a reason when it is not set, so a user's clone still runs the rest."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Each area keeps its session fixtures in its own plugin module so parallel work never collides.
+pytest_plugins = [
+    "tests.fixtures_data",
+    "tests.fixtures_train",
+    "tests.fixtures_export",
+    "tests.fixtures_runtime",
+    "tests.fixtures_scan",
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Caches go to a per-session folder: tests must not depend on (or pollute) ~/.cache."""
+    if "EDGECNN_CACHE" not in os.environ or os.environ.get("EDGECNN_TEST_KEEP_CACHE") != "1":
+        os.environ["EDGECNN_CACHE"] = str(tmp_path_factory.mktemp("edgecnn-cache"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def idc_data() -> Path:
+    """The real IDC patches (EDGECNN_DATA), or skip with the reason."""
+    env = os.environ.get("EDGECNN_DATA")
+    if not env:
+        pytest.skip("EDGECNN_DATA is not set: point it at a Kaggle-layout IDC folder (e.g. ../shared/data/idc)")
+    path = Path(env)
+    if not path.exists():
+        pytest.skip(f"EDGECNN_DATA={env} does not exist")
+    return path
+
+
+@pytest.fixture(scope="session")
+def official_split_dir(idc_data) -> Path:
+    """The published train/val patient ids, looked for beside the data folder."""
+    env = os.environ.get("EDGECNN_OFFICIAL_SPLIT")
+    cand = Path(env) if env else idc_data.parent / "idc-official-split"
+    if not (cand / "cases_train.txt").exists():
+        pytest.skip(f"no official split files at {cand} (set EDGECNN_OFFICIAL_SPLIT)")
+    return cand

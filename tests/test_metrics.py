@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from edgecnn.metrics import agreement, best_threshold, binary_metrics, roc_auc
+
+
+def test_binary_metrics_hand_computed():
+    y = np.array([0, 0, 0, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.6, 0.3, 0.7, 0.4])
+    m = binary_metrics(y, p, 0.5)
+    assert m["confusion_matrix"] == [[3, 1], [1, 1]]
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["balanced_accuracy"] == pytest.approx((0.75 + 0.5) / 2)
+    assert m["f1"] == pytest.approx(0.5)
+    # AUC by pair counting: positives 0.7 beats all 4 negatives, 0.4 beats 0.1, 0.2, 0.3 → 7/8.
+    assert m["roc_auc"] == pytest.approx(7 / 8)
+
+
+def test_auc_ties_and_degenerate():
+    assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    assert np.isnan(roc_auc(np.array([1, 1]), np.array([0.2, 0.3])))
+
+
+def test_best_threshold_maximises_bac():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(0.35 * y + rng.random(500) * 0.65, 0, 1)
+    thr, bac = best_threshold(y, p)
+    assert binary_metrics(y, p, thr)["balanced_accuracy"] == pytest.approx(bac)
+    grid = [binary_metrics(y, p, t)["balanced_accuracy"] for t in np.linspace(0, 1, 201)]
+    assert bac >= max(grid) - 1e-12
+
+
+def test_agreement():
+    a = agreement(np.array([0.1, 0.9, 0.6]), np.array([0.2, 0.8, 0.4]))
+    assert a["agreement"] == pytest.approx(2 / 3)
+    assert a["max_abs_dp"] == pytest.approx(0.2)
+    with pytest.raises(ValueError):
+        agreement(np.zeros(2), np.zeros(3))

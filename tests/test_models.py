@@ -1,0 +1,65 @@
+"""Both networks against the seed's tables: layer output shapes and parameter counts."""
+
+import pytest
+
+from edgecnn.models import create_model, list_models, model_info
+
+# (layer name, output shape without batch, params) — the seed's Basic CNN table at 50×50.
+BASIC_CNN_TABLE = [
+    ("block1_conv1", (50, 50, 32), 896), ("block1_2_conv", (48, 48, 32), 9248), ("block1_2_bn", (48, 48, 32), 128),
+    ("block1_pool", (24, 24, 32), 0),
+    ("block2_conv1", (24, 24, 64), 18496), ("block2_2_conv", (22, 22, 64), 36928), ("block2_2_bn", (22, 22, 64), 256),
+    ("block2_pool", (11, 11, 64), 0),
+    ("block3_conv1", (11, 11, 64), 36928), ("block3_2_conv", (9, 9, 64), 36928), ("block3_2_bn", (9, 9, 64), 256),
+    ("block3_pool", (4, 4, 64), 0),
+    ("flatten", (1024,), 0), ("fc1", (512,), 524800), ("probs", (2,), 1026),
+]
+
+# VGG13 at the seed's 224×224: (layer, shape, params).
+VGG13_TABLE = [
+    ("block1_conv1", (224, 224, 64), 1792), ("block1_2_conv", (224, 224, 64), 36928), ("block1_pool", (112, 112, 64), 0),
+    ("block2_conv1", (112, 112, 128), 73856), ("block2_2_conv", (112, 112, 128), 147584), ("block2_pool", (56, 56, 128), 0),
+    ("block3_conv1", (56, 56, 256), 295168), ("block3_2_conv", (56, 56, 256), 590080), ("block3_pool", (28, 28, 256), 0),
+    ("block4_conv1", (28, 28, 512), 1180160), ("block4_2_conv", (28, 28, 512), 2359808), ("block4_pool", (14, 14, 512), 0),
+    ("block5_conv1", (14, 14, 512), 2359808), ("block5_2_conv", (14, 14, 512), 2359808), ("block5_pool", (7, 7, 512), 0),
+    ("flatten", (25088,), 0), ("fc1", (4096,), 102764544), ("fc2", (4096,), 16781312), ("fc3", (1000,), 4097000),
+    ("probs", (2,), 2002),
+]
+
+SEED_CFG = {"basic_cnn": {"input_size": 50}, "vgg13": {"input_size": 224}}
+TABLES = {"basic_cnn": BASIC_CNN_TABLE, "vgg13": VGG13_TABLE}
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("seed_order", [False, True])
+def test_seed_table(name, seed_order):
+    m = create_model(name, seed_order=seed_order, **SEED_CFG[name])
+    assert m.count_params() == model_info(name).seed_params
+    for layer, shape, params in TABLES[name]:
+        lyr = m.get_layer(layer)
+        assert tuple(lyr.output_shape[1:]) == shape, layer
+        assert lyr.count_params() == params, layer
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_qat_order_conv_bn_relu(name):
+    """The default order is Conv(no activation) → BN → ReLU; seed_order is Conv(relu) → BN."""
+    m = create_model(name, **SEED_CFG[name])
+    conv = m.get_layer("block1_2_conv")
+    assert conv.get_config()["activation"] == "linear"
+    assert m.get_layer("block1_2_relu") is not None
+    s = create_model(name, seed_order=True, **SEED_CFG[name])
+    assert s.get_layer("block1_2_conv").get_config()["activation"] == "relu"
+    assert not any(l.name.endswith("_relu") for l in s.layers)
+
+
+def test_vgg13_small_input_and_errors():
+    m = create_model("vgg13", input_size=64)
+    assert m.input_shape == (None, 64, 64, 3)
+    assert m.get_layer("flatten").output_shape == (None, 2 * 2 * 512)
+    with pytest.raises(ValueError, match="at least 32"):
+        create_model("vgg13", input_size=16)
+    with pytest.raises(ValueError, match="unknown model"):
+        create_model("resnet")
+    with pytest.raises(ValueError, match="unknown option"):
+        create_model("basic_cnn", width=3)

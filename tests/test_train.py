@@ -1,0 +1,133 @@
+"""Training on real patches: the run folder, loss falling, resume after a kill, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edgecnn.fsutil import read_json
+from edgecnn.train.run import RunError, RunFolder
+
+REQUIRED_METRICS = {"accuracy", "balanced_accuracy", "f1", "roc_auc", "n_patches", "n_patients", "confusion_matrix"}
+
+
+def test_run_folder_contents(tiny_run):
+    run = tiny_run
+    for p in (run.config_path, run.split_path, run.model_path, run.model_info_path, run.metrics_path, run.history_path,
+              run.plots_dir / "loss.png", run.plots_dir / "accuracy.png", run.plots_dir / "confusion_matrix.png"):
+        assert p.exists(), p
+    m = read_json(run.metrics_path)
+    assert REQUIRED_METRICS <= set(m)
+    assert m["n_patches"] == sum(map(sum, m["confusion_matrix"]))
+    split = run.split()
+    split.check_disjoint()
+    assert split.test and split.val and split.train
+    info = run.model_info()
+    assert 0.0 < info["threshold"] < 1.0 and info["input_size"] == 50
+    # The stored threshold is the one that produced the reported validation score.
+    best = max(h["val_balanced_accuracy"] for h in read_json(run.history_path))
+    assert info["val_balanced_accuracy"] == pytest.approx(best)
+
+
+def test_loss_falls(tiny_run):
+    hist = read_json(tiny_run.history_path)
+    assert len(hist) == 3
+    assert hist[-1]["loss"] < hist[0]["loss"]
+
+
+def _patients_folder(idc_data, ids, root):
+    """A Kaggle-layout folder holding only ``ids`` (symlinks; the data stays read-only)."""
+    root.mkdir()
+    for pid in ids:
+        os.symlink(idc_data / pid, root / pid)
+    return root
+
+
+def test_evaluate_matches_run_metrics_on_test_patients(tiny_run, idc_data, tmp_path):
+    """evaluate() on a folder of the run's test patients reproduces the run's test metrics."""
+    from edgecnn.train.evaluate import evaluate
+
+    root = _patients_folder(idc_data, tiny_run.split().test, tmp_path / "test-patients")
+    m = evaluate(tiny_run.path, root)
+    ref = read_json(tiny_run.metrics_path)
+    assert m["n_patches"] == ref["n_patches"] and m["n_patients"] == ref["n_patients"]
+    assert m["confusion_matrix"] == ref["confusion_matrix"]
+    assert m["balanced_accuracy"] == pytest.approx(ref["balanced_accuracy"])
+
+
+def test_resume_after_kill(idc_data, tmp_path):
+    """Kill a training process after its first checkpoint; --resume continues from there."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "edgecnn.cli", "train", "--out", str(out), "--data", str(idc_data), "--epochs", "30",
+           "--steps-per-epoch", "4", "--max-patients", "24", "--batch-size", "16", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = out / "ckpt" / "state.json"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and not state.exists():
+            time.sleep(0.2)
+        assert state.exists(), "no checkpoint within 180 s"
+        time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 30
+    from edgecnn.train.fit import TrainConfig, train
+
+    run = train(TrainConfig(out=str(out)), resume=True, progress=False, epochs=done + 1)
+    hist = read_json(run.history_path)
+    assert [h["epoch"] for h in hist] == list(range(1, done + 2))
+    assert read_json(state)["epoch"] == done + 1
+    assert run.model_path.exists()
+
+
+def test_refuses_to_overwrite_and_nothing_to_resume(tiny_run, tmp_path):
+    from edgecnn.train.fit import TrainConfig, train
+
+    with pytest.raises(RunError, match="already holds a run"):
+        train(TrainConfig(out=str(tiny_run.path), data="unused"), progress=False)
+    with pytest.raises(RunError, match="nothing to resume"):
+        train(TrainConfig(out=str(tmp_path / "empty")), resume=True, progress=False)
+
+
+def test_bad_config_values(idc_data, tmp_path):
+    from edgecnn.train.fit import TrainConfig, train
+
+    for kw, msg in [({"balance": "oversample"}, "balance"), ({"model": "resnet"}, "unknown model"),
+                    ({"val": 0.6, "test": 0.5}, "leave patients")]:
+        with pytest.raises(ValueError, match=msg):
+            train(TrainConfig(out=str(tmp_path / "bad"), data=str(idc_data), **kw), progress=False)
+
+
+def test_run_folder_errors(tmp_path):
+    empty = RunFolder(tmp_path)
+    with pytest.raises(RunError, match="edgecnn train"):
+        empty.config()
+    with pytest.raises(RunError, match="no trained model"):
+        empty.require_model()
+    (tmp_path / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(RunError, match="cannot load the model"):
+        empty.load_model()
+
+
+def test_cli_train_and_evaluate_json(tiny_run, idc_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from edgecnn.cli import app
+
+    one = _patients_folder(idc_data, tiny_run.split().test[:1], tmp_path / "one")
+    r = CliRunner().invoke(app, ["evaluate", str(tiny_run.path), "--data", str(one), "--json", "-"])
+    assert r.exit_code == 0, r.output
+    js = json.loads(r.stdout[r.stdout.index("{"):])
+    assert REQUIRED_METRICS <= set(js) and js["n_patients"] == 1
+    r = CliRunner().invoke(app, ["evaluate", str(tmp_path / "nope"), "--data", str(idc_data)])
+    assert r.exit_code == 2 and "no such run folder" in r.output
+    r = CliRunner().invoke(app, ["train", "--help"])
+    assert r.exit_code == 0 and "--resume" in r.output
