@@ -35,7 +35,7 @@ def fail(msg: str, code: int = 2) -> None:
 
 
 def emit_json(obj, dest: Optional[str]) -> None:
-    """Write ``obj`` as JSON to a file, or to stdout for ``-``."""
+    """Write ``obj`` as JSON to a file, or to stdout for ``-`` (then stdout holds only the JSON)."""
     if dest is None:
         return
     text = json.dumps(obj, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
@@ -96,7 +96,8 @@ def models_cmd(
         if build:
             cells += [f"{r['params']:,}", str(r["input_shape"])]
         t.add_row(*cells)
-    Console().print(t)
+    if json_out != "-":
+        Console().print(t)
     emit_json(rows, json_out)
 
 
@@ -119,6 +120,7 @@ def train_cmd(
     patience: int = typer.Option(8, help="Stop after this many epochs without a validation balanced-accuracy gain."),
     border: str = typer.Option("pad", help="Border patches smaller than 50×50: pad (with white) or drop."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Turn off flips, rotations and colour jitter."),
+    color_jitter: float = typer.Option(1.0, "--color-jitter", help="Scale the colour-jitter ranges (brightness ±0.05, contrast/saturation ±10%, hue ±0.02 at 1.0; 0 = off)."),
     mixed_precision: str = typer.Option("auto", help="auto (on when a GPU is found), on, off."),
     multi_gpu: bool = typer.Option(False, "--multi-gpu", help="Mirror training over every visible GPU (tf.distribute)."),
     steps_per_epoch: Optional[int] = typer.Option(None, help="Cap steps per epoch (smoke runs)."),
@@ -139,7 +141,7 @@ def train_cmd(
         cfg = TrainConfig(out=str(out), data=str(src.path) if src else None, model=model, epochs=epochs or 30,
                           batch_size=batch_size, lr=lr, balance=balance, input_size=input_size, seed_order=seed_order,
                           seed=seed, split=split, official_split_dir=str(official_split) if official_split else None,
-                          val=val, test=test, patience=patience, border=border, augment=not no_augment,
+                          val=val, test=test, patience=patience, border=border, augment=not no_augment, color_jitter=color_jitter,
                           mixed_precision=mixed_precision, multi_gpu=multi_gpu, steps_per_epoch=steps_per_epoch,
                           max_patients=max_patients)
         run = train(cfg, resume=resume, progress=not quiet, console=console, epochs=epochs)
@@ -148,7 +150,8 @@ def train_cmd(
     from edgecnn.fsutil import read_json
 
     m = read_json(run.metrics_path)
-    Console().print(metrics_table(f"test split of {run.path}", m))
+    if json_out != "-":
+        Console().print(metrics_table(f"test split of {run.path}", m))
     console.print(f"Run folder: [bold]{run.path}[/] (model.keras, metrics.json, plots/)")
     emit_json(m, json_out)
 
@@ -175,8 +178,29 @@ def evaluate_cmd(
                      verify=not no_verify)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         fail(str(e))
-    Console().print(metrics_table(f"{target} on {data}", m))
+    if json_out != "-":
+        Console().print(metrics_table(f"{target} on {data}", m))
     emit_json(m, json_out)
+
+
+def _register_subcommands() -> None:
+    """Commands that live beside their library code (each module keeps TensorFlow imports lazy)."""
+    from edgecnn.bench.cli import bench
+    from edgecnn.data.cli import app as data_app
+    from edgecnn.demo import demo
+    from edgecnn.export.cli import export, quantize
+    from edgecnn.scan.cli import mosaic_command, scan
+
+    data_app.command("mosaic")(mosaic_command)
+    app.add_typer(data_app, name="data")
+    app.command("quantize")(quantize)
+    app.command("export")(export)
+    app.command("bench")(bench)
+    app.command("scan")(scan)
+    app.command("demo")(demo)
+
+
+_register_subcommands()
 
 
 def main() -> None:  # pragma: no cover

@@ -1,1 +1,29 @@
-"""Session fixtures for the export tests."""
+"""Session fixtures for the quantize/export tests: a private copy of the shared tiny training run
+(QAT writes into the run folder, so the shared one stays untouched) and its QAT fine-tune."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+QAT_QUICK = dict(epochs=1, steps_per_epoch=4, limit=200, batch_size=32, progress=False)
+
+
+@pytest.fixture(scope="session")
+def export_run(tiny_run, tmp_path_factory):
+    """A copy of `tiny_run` (trained basic_cnn on real patients) that export tests may modify."""
+    from edgecnn.train.run import RunFolder
+
+    dst = tmp_path_factory.mktemp("export-runs") / tiny_run.path.name
+    shutil.copytree(tiny_run.path, dst, ignore=shutil.ignore_patterns("ckpt", "plots"))
+    return RunFolder(dst)
+
+
+@pytest.fixture(scope="session")
+def qat_run(export_run):
+    """`export_run` after a few QAT steps on its training patients: (RunFolder, qat metrics)."""
+    from edgecnn.quantize import quantize_run
+
+    metrics = quantize_run(export_run, **QAT_QUICK)
+    return export_run, metrics

@@ -111,7 +111,7 @@ def test_tampered_artifact_is_a_failed_row(rt_artifacts, rt_patches, tmp_path):
     data = bytearray(f.read_bytes())
     data[-10] ^= 0xFF
     f.write_bytes(bytes(data))
-    res = run_bench([f], (rt_patches["eval_x"], rt_patches["eval_y"]), min_bac=0.0, **FAST)
+    res = run_bench([f], (rt_patches["eval_x"], rt_patches["eval_y"]), runtimes=["onnxruntime"], min_bac=0.0, **FAST)
     (row,) = res["rows"]
     assert "sha256" in row["error"] and row["passed_gate"] is False and not res["passed"]
 
@@ -130,7 +130,7 @@ def test_discover_errors(tmp_path, monkeypatch):
 def test_cli_gate_failure_exits_1_and_writes_reports(rt_artifacts, idc_data, idc_patches, tmp_path):
     out = tmp_path / "r"
     args = [str(rt_artifacts["tflite_int8"]), str(rt_artifacts["onnx_fp32"]), "--data", str(idc_data),
-            "--limit", "300", "--runs", "50", "--warmup", "5", "--threads", "1", "--batch", "1,16",
+            "--limit", "300", "--runtimes", "litert,onnxruntime", "--runs", "50", "--warmup", "5", "--threads", "1", "--batch", "1,16",
             "--min-bac", "1.01", "--json", f"{out}.json", "--md", f"{out}.md", "--plot", f"{out}.png", "-q"]
     r = CliRunner().invoke(_app(), args)
     assert r.exit_code == 1, r.output

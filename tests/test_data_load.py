@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn.data import DataError, load_patches
+from edgecnn.data import load_patches
 from edgecnn.data import dataset as dataset_mod
 from edgecnn.data.layout import list_patches
 

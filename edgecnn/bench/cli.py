@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 
 def _ints(text: Optional[str], opt: str) -> Optional[list[int]]:
@@ -99,19 +100,19 @@ def bench(
                 task = bar.add_task("bench", total=None)
 
                 def cb(done: int, total: int, label: str) -> None:
-                    bar.update(task, completed=done, total=total, description=f"bench {label}")
+                    bar.update(task, completed=done, total=total, description=f"bench {escape(label)}")
 
                 result = go(cb)
         else:
             result = go(None)
     except (BenchError, ValueError, FileNotFoundError) as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
 
     if show:
         Console().print(rich_table(result))
         for s in result["skipped"]:
-            err.print(f"[yellow]skipped[/] {Path(s['artifact']).name} on {s['runtime']}: {s['reason']}", highlight=False)
+            err.print(f"[yellow]skipped[/] {escape(Path(s['artifact']).name)} on {s['runtime']}: {escape(s['reason'])}", highlight=False, soft_wrap=True)
     if json_out:
         if to_stdout:
             from edgecnn.bench.report import _sanitize
@@ -119,16 +120,16 @@ def bench(
             sys.stdout.write(json.dumps(_sanitize(result), indent=2) + "\n")
         else:
             write_report_json(result, json_out)
-            err.print(f"JSON written to {json_out}")
+            err.print(f"JSON written to {json_out}", soft_wrap=True)
     if md:
         write_markdown(result, md)
-        err.print(f"Markdown written to {md}")
+        err.print(f"Markdown written to {md}", soft_wrap=True)
     if plot:
         write_plot(result, plot)
-        err.print(f"Plot written to {plot}")
+        err.print(f"Plot written to {plot}", soft_wrap=True)
     if result["failures"]:
         for f in result["failures"]:
-            err.print(f"[bold red]gate failed:[/] {f}", highlight=False)
+            err.print(f"[bold red]gate failed:[/] {escape(f)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     if show:
         err.print(f"[green]all {len(result['rows'])} rows passed the gate[/] "

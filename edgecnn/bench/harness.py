@@ -22,7 +22,7 @@ from edgecnn import PATCH_SIZE
 from edgecnn.bench.machine import machine_info
 from edgecnn.formats import SUFFIX_RUNTIME
 from edgecnn.fsutil import read_json, write_json
-from edgecnn.manifest import artifact_files, read_manifest
+from edgecnn.manifest import ArtifactError, artifact_files, read_manifest
 from edgecnn.metrics import agreement, binary_metrics
 
 SCHEMA = "edgecnn.bench/1"
@@ -131,7 +131,10 @@ def discover_artifacts(paths: Sequence[str | Path] | None) -> list[Path]:
 
 
 def _describe(path: Path) -> dict[str, Any]:
-    m = read_manifest(path, required=False) or {}
+    try:
+        m = read_manifest(path, required=False) or {}
+    except ArtifactError:
+        m = {}  # unreadable manifest: the row's worker reports the error
     shape = (m.get("input") or {}).get("shape") or []
     files = [f for f in artifact_files(path) if f.exists()]
     return {
@@ -392,8 +395,10 @@ def _default_threads() -> list[int]:
 
 def _metrics(labels: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
     m = binary_metrics(labels, p, threshold)
-    return {k: m[k] for k in ("accuracy", "balanced_accuracy", "f1", "roc_auc", "precision", "recall",
-                              "specificity", "confusion_matrix")}
+    out = {k: m[k] for k in ("accuracy", "balanced_accuracy", "f1", "roc_auc", "recall", "specificity",
+                             "confusion_matrix")}
+    out["idc_precision"] = m["precision"]  # "precision" in a row is the artifact's numeric precision
+    return out
 
 
 def _make_row(plan: dict, d: dict, result: dict, ev: EvalData, size: int, batches: list[int],

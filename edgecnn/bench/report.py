@@ -63,7 +63,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"- Gate: balanced accuracy >= {result['config']['min_bac']}, drop vs float <= {result['config']['max_drop']}"
         f" — {'PASSED' if result['passed'] else 'FAILED'}",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
+        "| " + " | ".join(c.replace("|", "\\|") for c in COLUMNS) + " |",
         "|" + "|".join("---" for _ in COLUMNS) + "|",
     ]
     for r in result["rows"]:
@@ -86,23 +86,28 @@ def write_plot(result: dict[str, Any], path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = [r for r in result["rows"] if r.get("latency_ms") and r.get("balanced_accuracy") is not None]
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
-    for r in rows:
+    for i, r in enumerate(sorted(rows, key=lambda r: r["latency_ms"]["p50"])):
         x, y = r["latency_ms"]["p50"], r["balanced_accuracy"]
         ax.scatter([x], [y], marker="o" if r.get("passed_gate") else "x", s=40)
         t = "" if r["threads"] is None else f" t{r['threads']}"
+        # Staggered offsets keep labels of rows with equal accuracy (same model, other runtime) apart.
         ax.annotate(f"{r['format']}-{r['precision']}/{r['runtime']}{t}", (x, y), textcoords="offset points",
-                    xytext=(4, 4), fontsize=7)
+                    xytext=(4, 4 + 9 * (i % 5)), fontsize=7,
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "grey"} if i % 5 else None)
     ax.axhline(result["config"]["min_bac"], color="grey", linestyle="--", linewidth=0.8, label="--min-bac")
     if rows and all(r["latency_ms"]["p50"] > 0 for r in rows):
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set_xlabel("latency p50 at batch 1 (ms)")
     ax.set_ylabel("balanced accuracy")
     ax.set_title(f"edgecnn bench — {result['machine']['cpu']}", fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
@@ -111,13 +116,14 @@ def write_plot(result: dict[str, Any], path: str | Path) -> Path:
 
 
 def rich_table(result: dict[str, Any]):
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"edgecnn bench — {result['data']['n_patches']} patches, {result['machine']['cpu']}")
     for c in COLUMNS:
         t.add_column(c, justify="left" if c in ("artifact", "runtime", "precision") else "right", no_wrap=c == "artifact")
     for r in result["rows"]:
-        cells = row_cells(r)
+        cells = [escape(c) for c in row_cells(r)]
         cells[-1] = "[green]pass[/]" if r.get("passed_gate") else "[red]FAIL[/]"
         t.add_row(*cells)
     return t

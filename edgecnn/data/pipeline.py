@@ -38,8 +38,12 @@ def _gather_fn(images: np.ndarray, labels: np.ndarray, weights: np.ndarray | Non
     return gather
 
 
-def augment_batch(x: "tf.Tensor", seed: "tf.Tensor") -> "tf.Tensor":
-    """Random dihedral transform + colour jitter per image; ``x`` is float32 [0, 1] NHWC, square."""
+def augment_batch(x: "tf.Tensor", seed: "tf.Tensor", jitter: float = 1.0) -> "tf.Tensor":
+    """Random dihedral transform + colour jitter per image; ``x`` is float32 [0, 1] NHWC, square.
+
+    ``jitter`` scales every colour range (0 turns colour jitter off): stain colour differs far
+    more between patients' slides than within one, so stronger jitter trades fit for transfer.
+    """
     b = tf.shape(x)[0]
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=8)
 
@@ -53,13 +57,16 @@ def augment_batch(x: "tf.Tensor", seed: "tf.Tensor") -> "tf.Tensor":
     x = tf.where(coin(1), tf.reverse(x, axis=[2]), x)
     x = tf.where(coin(2), tf.reverse(x, axis=[1]), x)
 
-    x = x + uniform(3, -BRIGHTNESS, BRIGHTNESS)
+    if jitter <= 0:
+        return x
+    bright, contrast, sat, hue = BRIGHTNESS * jitter, CONTRAST * jitter, SATURATION * jitter, HUE * jitter
+    x = x + uniform(3, -bright, bright)
     mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-    x = (x - mean) * uniform(4, 1 - CONTRAST, 1 + CONTRAST) + mean
+    x = (x - mean) * uniform(4, 1 - contrast, 1 + contrast) + mean
     x = tf.clip_by_value(x, 0.0, 1.0)
     hsv = tf.image.rgb_to_hsv(x)
-    h = tf.math.floormod(hsv[..., 0:1] + uniform(5, -HUE, HUE), 1.0)
-    s = tf.clip_by_value(hsv[..., 1:2] * uniform(6, 1 - SATURATION, 1 + SATURATION), 0.0, 1.0)
+    h = tf.math.floormod(hsv[..., 0:1] + uniform(5, -hue, hue), 1.0)
+    s = tf.clip_by_value(hsv[..., 1:2] * uniform(6, 1 - sat, 1 + sat), 0.0, 1.0)
     x = tf.image.hsv_to_rgb(tf.concat([h, s, hsv[..., 2:3]], axis=-1))
     return tf.clip_by_value(x, 0.0, 1.0)
 
@@ -71,6 +78,7 @@ def make_dataset(
     training: bool = False,
     seed: int = 0,
     augment: bool = True,
+    jitter: float = 1.0,
     input_size: int | None = None,
     sample_weights: np.ndarray | None = None,
     indices: np.ndarray | None = None,
@@ -118,7 +126,7 @@ def make_dataset(
             raise ValueError(f"augmentation needs square patches, got {h}x{w}")
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda batch, s: (augment_batch(batch[0], s), *batch[1:]),
+            lambda batch, s: (augment_batch(batch[0], s, jitter), *batch[1:]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
         )
     if input_size is not None and (input_size != h or input_size != w):

@@ -34,6 +34,71 @@ def keras_to_onnx(model, input_size: int, batch: int | None = None):
     return proto
 
 
+def add_weight_qdq(proto) -> int:
+    """Give the QAT ONNX's conv/matmul weights explicit int8 storage + DequantizeLinear.
+
+    tf2onnx constant-folds the weight fake-quant of a QAT model: weights arrive as float values
+    already on tfmot's int8 grid (symmetric, narrow range: per output channel for conv, per tensor
+    for dense), with QDQ only on activations. TensorRT runs a layer in int8 only when its weights
+    are quantized too, so the grid is restored exactly (scale = max|w| / 127 reproduces it) and the
+    weights stored as int8 → DequantizeLinear. Returns the number of weights converted.
+    """
+    from onnx import helper, numpy_helper
+
+    g = proto.graph
+    inits = {i.name: i for i in g.initializer}
+    done = 0
+    for n in g.node:
+        if n.op_type not in ("Conv", "MatMul") or len(n.input) < 2 or n.input[1] not in inits:
+            continue
+        w = numpy_helper.to_array(inits[n.input[1]]).astype(np.float32)
+        if n.op_type == "Conv":
+            amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+            scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+            q = np.rint(w / scale.reshape(-1, *([1] * (w.ndim - 1))))
+            zp = np.zeros(scale.shape, np.int8)
+            attrs = {"axis": 0}
+        else:
+            amax = float(np.abs(w).max())
+            scale = np.array(amax / 127.0 if amax > 0 else 1.0, np.float32)
+            q = np.rint(w / scale)
+            zp = np.array(0, np.int8)
+            attrs = {}
+        base = n.input[1]
+        g.initializer.extend([numpy_helper.from_array(np.clip(q, -127, 127).astype(np.int8), base + "_int8"),
+                              numpy_helper.from_array(scale, base + "_scale"),
+                              numpy_helper.from_array(zp, base + "_zero_point")])
+        g.node.append(helper.make_node("DequantizeLinear", [base + "_int8", base + "_scale", base + "_zero_point"],
+                                       [base + "_dq"], name=base + "_DequantizeLinear", **attrs))
+        n.input[1] = base + "_dq"
+        done += 1
+    used = {i for n in g.node for i in n.input}
+    for init in list(g.initializer):
+        if init.name not in used:
+            g.initializer.remove(init)
+    if done:
+        _topological_sort(g)
+    return done
+
+
+def _topological_sort(g) -> None:
+    """ONNX wants producers before consumers; the new DequantizeLinear nodes were appended."""
+    available = {i.name for i in g.initializer} | {i.name for i in g.input} | {""}
+    pending, ordered = list(g.node), []
+    while pending:
+        progress = False
+        for n in list(pending):
+            if all(i in available for i in n.input):
+                ordered.append(n)
+                available.update(n.output)
+                pending.remove(n)
+                progress = True
+        if not progress:
+            raise ExportError("internal error: cycle while ordering the QAT ONNX graph")
+    del g.node[:]
+    g.node.extend(ordered)
+
+
 def check(proto) -> None:
     import onnx
 
@@ -97,7 +162,10 @@ def build_onnx(ctx, kind: str, dest: Path) -> None:
     if kind == "fp32":
         onnx.save(keras_to_onnx(ctx.float_model(), ctx.input_size, ctx.fixed_batch), str(dest))
     elif kind == "int8-qat":
-        onnx.save(keras_to_onnx(ctx.qat_model(), ctx.input_size, ctx.fixed_batch), str(dest))
+        proto = keras_to_onnx(ctx.qat_model(), ctx.input_size, ctx.fixed_batch)
+        if add_weight_qdq(proto):
+            check(proto)
+        onnx.save(proto, str(dest))
     elif kind == "int8-ptq":
         quantize_static_qdq(ctx.onnx_path("fp32"), dest, ctx.representative(), ctx.fixed_batch, ctx.workdir)
     elif kind == "fp16":

@@ -9,6 +9,10 @@ so a QAT model can score well in training mode and worse in inference mode. The 
 already settled), so both modes compute the same function; ``bn="reestimate"`` trains BN and then
 recomputes its statistics in one pass over the training patches; ``bn="train"`` does neither.
 ``metrics.json`` records ``val_bac_inference`` beside ``val_bac_train_mode`` for every choice.
+
+Activation ranges: tfmot starts them at [-6, 6] and moves them by an EMA of decay 0.999, far too
+slowly for a short fine-tune; they are first set from 32 training batches (scheme.calibrate_ranges)
+and that calibrated model is "epoch 0", the baseline each fine-tuning epoch has to beat.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from edgecnn import CLASS_NAMES
 from edgecnn.fsutil import atomic_path, read_json, write_json
 from edgecnn.metrics import best_threshold, binary_metrics
 from edgecnn.quantize.rundata import Patches, RunData, as_run
+from edgecnn.train.bn import inner_layers, recompute_bn_statistics, set_dropout
 from edgecnn.train.run import RunError, RunFolder
 
 BN_MODES = ("freeze", "reestimate", "train")
+CALIB_BATCHES = 32   # batches of training patches that set the activation ranges before fine-tuning
 DEFAULTS = {"epochs": 3, "lr": 1e-5, "batch_size": 64, "patience": 2, "bn": "freeze"}
 
 
@@ -40,72 +46,26 @@ def predict(model, images: np.ndarray, batch_size: int = 256, training: bool = F
     return out
 
 
-def _set_dropout(model, rates: list[float] | float) -> list[float]:
-    from edgecnn._tf import keras
-    from edgecnn.quantize.scheme import inner_layers
-
-    drops = inner_layers(model, keras.layers.Dropout)
-    old = [d.rate for d in drops]
-    for d, r in zip(drops, rates if isinstance(rates, list) else [rates] * len(drops)):
-        d.rate = r
-    return old
-
-
 def predict_train_mode(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Probabilities as the training loop computes them (BN as in fit, fake-quant ranges updating),
     with dropout off so only BN/quantizer behaviour differs from inference. Weights are restored."""
     saved = model.get_weights()
-    old = _set_dropout(model, 0.0)
+    old = set_dropout(model, 0.0)
     try:
         return predict(model, images, batch_size, training=True)
     finally:
-        _set_dropout(model, old)
+        set_dropout(model, old)
         model.set_weights(saved)
 
 
 def set_bn_trainable(model, trainable: bool) -> int:
     """A non-trainable Keras BN runs in inference mode even inside fit()."""
     from edgecnn._tf import keras
-    from edgecnn.quantize.scheme import inner_layers
-
-    # Flip the tfmot wrapper, not the inner layer: a frozen inner BN inside a trainable wrapper lists
-    # gamma/beta twice in the wrapper's weights and the HDF5 save fails on the duplicate names.
-    n = 0
-    for layer in model.layers:
-        if isinstance(getattr(layer, "layer", layer), keras.layers.BatchNormalization):
-            layer.trainable = trainable
-            n += 1
-    return n
-
-
-def reestimate_bn(model, images: np.ndarray, batch_size: int = 64, max_batches: int = 100) -> int:
-    """Recompute BN moving statistics as the plain average over training batches (dropout off).
-
-    Setting momentum to 1 - 1/k at step k turns Keras' exponential average into a cumulative mean.
-    """
-    from edgecnn._tf import keras
-    from edgecnn.preprocess import to_float
-    from edgecnn.quantize.scheme import inner_layers
 
     bns = inner_layers(model, keras.layers.BatchNormalization)
-    if not bns:
-        return 0
-    moms = [bn.momentum for bn in bns]
-    old = _set_dropout(model, 0.0)
-    n = 0
-    try:
-        for k, i in enumerate(range(0, len(images), batch_size), start=1):
-            if k > max_batches:
-                break
-            for bn in bns:
-                bn.momentum = 1.0 - 1.0 / k
-            model(to_float(np.asarray(images[i:i + batch_size])), training=True)
-            n = k
-    finally:
-        for bn, m in zip(bns, moms):
-            bn.momentum = m
-        _set_dropout(model, old)
-    return n
+    for bn in bns:
+        bn.trainable = trainable
+    return len(bns)
 
 
 def save_qat_model(model, path: Path) -> Path:
@@ -115,8 +75,19 @@ def save_qat_model(model, path: Path) -> Path:
     own weights (tensorflow/model-optimization PR #1123, unmerged); the HDF5 form round-trips
     exactly and ``keras.models.load_model`` reads it whatever the file is called.
     """
-    with atomic_path(path, suffix=".h5") as tmp:
-        model.save(tmp, save_format="h5", include_optimizer=False)
+    from edgecnn._tf import keras
+
+    # A frozen BN inside a tfmot wrapper lists gamma/beta twice in the wrapper's weights, which the
+    # HDF5 writer rejects as duplicate names; the flag only matters while fitting, so lift it here.
+    frozen = [bn for bn in inner_layers(model, keras.layers.BatchNormalization) if not bn.trainable]
+    for bn in frozen:
+        bn.trainable = True
+    try:
+        with atomic_path(path, suffix=".h5") as tmp:
+            model.save(tmp, save_format="h5", include_optimizer=False)
+    finally:
+        for bn in frozen:
+            bn.trainable = False
     return path
 
 
@@ -255,10 +226,23 @@ def quantize_run(
         _log(console, f"resuming QAT from epoch {state['epoch']} (best val BAC {state['best_bac']:.4f})")
     else:
         qmodel, _ = quantize_keras_model(float_model)
+        from edgecnn.preprocess import to_float
+        from edgecnn.quantize.scheme import calibrate_ranges
+
+        calib = train.images[np.random.default_rng(seed).permutation(len(train))[:CALIB_BATCHES * batch_size]]
+        state["calibration_batches"] = calibrate_ranges(
+            qmodel, (to_float(calib[i:i + batch_size]) for i in range(0, len(calib), batch_size)))
     if bn == "freeze":
         set_bn_trainable(qmodel, False)
     qmodel.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
     weights = _class_weights(cfg, train.labels)
+    if state["epoch"] == 0 and not state["history"]:
+        # Epoch 0 = the range-calibrated model before any step: fine-tuning must beat it to replace it.
+        thr0, bac0 = best_threshold(val.labels, predict(qmodel, val.images))
+        state["history"].append({"epoch": 0, "loss": None, "val_balanced_accuracy": bac0, "threshold": thr0})
+        state.update(best_bac=bac0, best_epoch=0, best_threshold=thr0)
+        save_qat_model(qmodel, qat_dir / "best.keras")
+        _log(console, f"QAT epoch 0 (calibrated ranges, no fine-tuning): val BAC {bac0:.4f}")
     steps = -(-len(train) // batch_size)
     if steps_per_epoch:
         steps = min(steps, steps_per_epoch)
@@ -285,11 +269,16 @@ def quantize_run(
                       f"(threshold {thr:.3f})")
 
     best = load_qat_model(qat_dir / "best.keras") if (qat_dir / "best.keras").exists() else qmodel
-    n_bn_batches = reestimate_bn(best, train.images, batch_size) if bn == "reestimate" else 0
+    n_bn_batches = recompute_bn_statistics(best, train.images, batch_size=batch_size, seed=seed) if bn == "reestimate" else 0
+    # For contrast: training mode with BN on batch statistics (what an unfrozen fine-tune optimises).
+    set_bn_trainable(best, True)
+    p_batch_stats = predict_train_mode(best, val.images, batch_size)
+    set_bn_trainable(best, bn != "freeze")
     # Threshold and headline numbers are taken in inference mode: that is what gets exported.
     p_inf = predict(best, val.images)
     thr, bac_inf = best_threshold(val.labels, p_inf)
     bac_train_mode = binary_metrics(val.labels, predict_train_mode(best, val.images, batch_size), thr)["balanced_accuracy"]
+    bac_batch_stats = binary_metrics(val.labels, p_batch_stats, thr)["balanced_accuracy"]
     test = rd.part("test")
     test_metrics = binary_metrics(test.labels, predict(best, test.images), thr)
     ops, float_ops = float_ops_of(best, size)
@@ -310,7 +299,8 @@ def quantize_run(
         "val_bac_float": float_bac, "float_threshold": float_thr,
         "val_bac_float_best_threshold": best_threshold(val.labels, p_float)[1],
         "val_bac_qat": bac_inf, "val_bac_inference": bac_inf, "val_bac_train_mode": bac_train_mode,
-        "bn_mode_gap": abs(bac_inf - bac_train_mode), "bn": bn, "bn_reestimate_batches": n_bn_batches,
+        "bn_mode_gap": abs(bac_inf - bac_train_mode), "val_bac_bn_batch_stats": bac_batch_stats, "bn": bn, "bn_reestimate_batches": n_bn_batches,
+        "range_calibration_batches": state.get("calibration_batches", 0),
         "threshold": thr, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
         "epochs": epochs, "lr": lr, "batch_size": batch_size, "steps_per_epoch": steps,
         "n_train": len(train), "n_val": len(val), "n_train_patients": train.n_patients,

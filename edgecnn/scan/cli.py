@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgecnn.fsutil import write_json
@@ -17,7 +18,7 @@ err = Console(stderr=True)
 
 
 def _fail(msg: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {msg}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(msg)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -42,7 +43,7 @@ def _table(records: list[dict[str, Any]], title: str) -> Table:
         t.add_column(col, justify="left" if col == "image" else "right")
     for r in records:
         if "error" in r:
-            t.add_row(Path(r["source"]).name, "-", "-", f"[red]{r['error']}[/red]", "-")
+            t.add_row(Path(r["source"]).name, "-", "-", f"[red]{escape(r['error'])}[/red]", "-")
         else:
             t.add_row(Path(r["source"]).name, str(r["tiles"]), str(r["tissue_tiles"]),
                       f"{100 * r['positive_share']:.1f}%", f"{r['ms_per_frame']:.1f}")
@@ -124,7 +125,7 @@ def scan(
                 records.append(emit(path, result, frame))
             except (ImageError, ValueError) as e:
                 records.append({"source": str(path), "error": str(e)})
-                err.print(f"[red]skipped[/red] {e}", highlight=False)
+                err.print(f"[red]skipped[/red] {escape(str(e))}", highlight=False)
         if watch_dir is not None:
             console.print(f"watching {watch_dir} (policy {policy}; Ctrl-C stops)", highlight=False)
             for ev in watch(watch_dir, scanner, stride=stride, policy=policy, settle_s=settle,
@@ -189,7 +190,7 @@ def mosaic_command(
     summary = m.summary() | {"image": str(out), "labels": str(labels_out) if labels_out else None,
                              "overlay": str(overlay_out) if overlay_out else None}
     for s in m.skipped:
-        err.print(f"[yellow]skipped[/yellow] {s['file']}: {s['reason']}", highlight=False)
+        err.print(f"[yellow]skipped[/yellow] {escape(s['file'])}: {escape(s['reason'])}", highlight=False)
     if json_out == "-":
         sys.stdout.write(json.dumps(summary) + "\n")
         return

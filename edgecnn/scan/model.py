@@ -44,6 +44,6 @@ def load_backend(model: Any = None, *, threads: int | None = None, runtime: str 
     if model is not None and not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be an artifact path or a loaded edgecnn.runtime Backend; got {type(model).__name__}")
     path = Path(model) if model is not None else default_model_path()
-    from edgecnn import runtime  # noqa: PLC0415  (loaded on use: it pulls in the runtime packages)
+    from edgecnn.runtime import load  # on use: a loaded Backend needs none of it
 
-    return runtime.load(path, runtime=runtime, threads=threads, verify=verify)
+    return load(path, runtime=runtime, threads=threads, verify=verify)

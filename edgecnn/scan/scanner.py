@@ -138,8 +138,9 @@ class Scanner:
 
     ``model``: an artifact path (loaded with ``edgecnn.runtime.load``), a loaded Backend, or None
     for the release model (``edgecnn.scan.model.default_model_path``). ``threshold`` defaults to the
-    model's own (from its manifest). ``min_tissue``, ``white_level``, ``black_level``: the tissue
-    rule (``edgecnn.scan.tiling``). ``edge``: "drop" or "pad" for tiles past the frame's edge.
+    model's own (from its manifest). ``tissue_threshold`` (the minimum share of non-background
+    pixels for a tile to be classified), ``white_level``, ``black_level``: the tissue rule
+    (``edgecnn.scan.tiling``). ``edge``: "drop" or "pad" for tiles past the frame's edge.
     """
 
     def __init__(self, model: Any = None, threads: int | None = None, batch_size: int = 256,

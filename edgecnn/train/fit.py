@@ -38,6 +38,7 @@ class TrainConfig:
     lr_patience: int = 3           # epochs without gain before the learning rate halves
     border: str = "pad"
     augment: bool = True
+    color_jitter: float = 1.0      # multiplier of the pipeline's colour-jitter ranges
     mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
     multi_gpu: bool = False
     steps_per_epoch: int | None = None   # cap, for smoke runs and tests
@@ -165,6 +166,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
     from edgecnn.data.balance import class_weights, undersample
     from edgecnn.data.pipeline import make_dataset
     from edgecnn.models import create_model
+    from edgecnn.train.bn import recompute_bn_statistics
     from edgecnn.train.plots import save_plots
 
     run = RunFolder(Path(cfg.out))
@@ -243,10 +245,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
         t0 = time.perf_counter()
         # A per-epoch seed keeps shuffling and augmentation reproducible across a resume.
         ds = make_dataset(tr.images, tr.labels, batch_size=cfg.batch_size, training=True,
-                          seed=cfg.seed * 1000 + epoch, augment=cfg.augment, input_size=input_size,
+                          seed=cfg.seed * 1000 + epoch, augment=cfg.augment, jitter=cfg.color_jitter,
+                          input_size=input_size,
                           sample_weights=weights, indices=train_idx)
         with _Progress(steps, epoch, cfg.epochs, progress) as bar:
             h = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[bar.callback])
+        recompute_bn_statistics(model, tr.images, seed=cfg.seed + epoch, input_size=input_size)
         p_val = predict_probs(model, va.images, input_size=input_size)
         thr, val_bac = best_threshold(va.labels, p_val)
         val_m = binary_metrics(va.labels, p_val, thr)

@@ -119,10 +119,10 @@ class RunFolder:
             raise RunError(f"{self.path}: no QAT model; run `edgecnn quantize {self.path}` first")
         try:
             if qat:
-                import tensorflow_model_optimization as tfmot
+                # Importing the scheme registers the custom QuantizeConfig of seed_order models.
+                from edgecnn.quantize.scheme import load_qat_model
 
-                with tfmot.quantization.keras.quantize_scope():
-                    return keras.models.load_model(path, compile=False)
+                return load_qat_model(path)
             return keras.models.load_model(path, compile=False)
         except Exception as e:  # Keras raises many types for a damaged file
             raise RunError(f"{path}: cannot load the model ({type(e).__name__}: {e}). "

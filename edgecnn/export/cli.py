@@ -1,0 +1,117 @@
+"""`edgecnn quantize` and `edgecnn export`: thin wrappers over quantize_run / export_run.
+
+Registered on the main app by edgecnn/cli.py:  app.command("quantize")(quantize); app.command("export")(export)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgecnn.formats import FORMATS
+
+_FORMAT_TABLE = "\n".join(f"  {f.format:<9} {f.precision:<9} {f.description}" for f in FORMATS)
+
+
+def _fail(e: Exception) -> None:
+    typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def quantize(
+    run: Annotated[Path, typer.Argument(help="Run folder made by `edgecnn train` (holds model.keras).")],
+    epochs: Annotated[int, typer.Option(help="QAT fine-tuning epochs (early stopping on val balanced accuracy).")] = 3,
+    lr: Annotated[float, typer.Option(help="Learning rate; keep it low, the float model is already trained.")] = 1e-5,
+    batch_size: Annotated[int, typer.Option(help="Patches per training step.")] = 64,
+    bn: Annotated[str, typer.Option(help="BatchNorm during QAT: freeze (default: inference mode, stats kept), "
+                                         "reestimate (train, then recompute stats) or train.")] = "freeze",
+    data: Annotated[Optional[Path], typer.Option(help="Data folder, if not the one in the run's config.json.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use at most this many patches per split part (quick try).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted QAT run from <run>/qat/ckpt.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the QAT metrics as JSON.")] = False,
+) -> None:
+    """Quantization-aware fine-tuning of a trained run (8-bit, per-channel conv weights).
+
+    Fine-tunes the run's best float model on the run's own training patients, keeps the epoch
+    with the best validation balanced accuracy and writes <run>/qat/ (model.keras, model.json
+    with the new threshold and any ops that stay float, metrics.json). Then:
+    `edgecnn export RUN --format tflite --precision int8`.
+    """
+    from rich.console import Console
+
+    from edgecnn.quantize import quantize_run
+    from edgecnn.train.run import RunError
+
+    console = Console(stderr=True)
+    try:
+        m = quantize_run(run, epochs=epochs, lr=lr, batch_size=batch_size, data=data, progress=not as_json,
+                         resume=resume, bn=bn, limit=limit, console=None if as_json else console)
+    except (RunError, ValueError) as e:
+        _fail(e)
+    if as_json:
+        typer.echo(json.dumps(m, indent=2, default=str))
+        return
+    console.print(f"val balanced accuracy: float {m['val_bac_float']:.4f} → QAT {m['val_bac_qat']:.4f} "
+                  f"(training-mode estimate {m['val_bac_train_mode']:.4f}); test {m['test']['balanced_accuracy']:.4f}")
+    if m["float_ops"]:
+        console.print(f"[yellow]ops that stay float in the int8 graph: {', '.join(m['float_ops'])}")
+
+
+def export(
+    run: Annotated[Path, typer.Argument(help="Run folder made by `edgecnn train` (and `edgecnn quantize` for QAT).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="tflite | onnx | openvino | trt | all.")] = "all",
+    precision: Annotated[Optional[str], typer.Option(
+        "--precision", "-p", help="fp32, fp16, dynamic, int8-qat, int8-ptq, or int8 (the format's best int8). "
+                                  "Default: every precision of the format.")] = None,
+    io: Annotated[str, typer.Option(help="Input/output type of int8 TFLite graphs: float, int8 or uint8 "
+                                         "(uint8 takes raw pixels).")] = "float",
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default exported/<run name>).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite artifacts that already exist.")] = False,
+    batch: Annotated[Optional[str], typer.Option(help="Batch size baked in: an integer, or 'dynamic' "
+                                                      "(default: resizable/dynamic).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Data folder, if not the one in the run's config.json.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Check on at most this many patches per split part.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifests as JSON.")] = False,
+) -> None:
+    """Export a trained run to deployable artifacts, each checked on the run's test patients.
+
+    Writes <model>-<precision><suffix> plus a manifest (<file>.json: input shape/dtype/quantization,
+    preprocessing, threshold, source run and split, test metrics, agreement with the float model,
+    sha256, tool versions). With --format all, TensorRT rows are skipped on machines without an
+    NVIDIA GPU + TensorRT, and QAT rows when the run has no QAT model.
+
+    Formats × precisions:
+
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgecnn.export import ExportError, export_run
+    from edgecnn.train.run import RunError
+
+    console = Console(stderr=as_json)
+    try:
+        res = export_run(run, format, precision, out=out, force=force, io=io, batch=batch, data=data,
+                         progress=not as_json, limit=limit, console=None if as_json else console)
+    except (ExportError, RunError, ValueError) as e:
+        _fail(e)
+    if as_json:
+        typer.echo(json.dumps({"artifacts": list(res), "skipped": res.skipped}, indent=2, default=str))
+        return
+    table = Table(title=f"exported {len(res)} artifact(s)")
+    for col in ("file", "size", "test BAC", "agreement", "max |Δp|", "float ops"):
+        table.add_column(col, justify="left" if col in ("file", "float ops") else "right")
+    for m in res:
+        test, ag = m["metrics"]["test"], m["metrics"]["agreement"]
+        fo = m.get("float_ops")
+        table.add_row(m["file"], f"{m['size_bytes'] / 1e6:.2f} MB", f"{test['balanced_accuracy']:.4f}",
+                      f"{ag['agreement']:.4f}", f"{ag['max_abs_dp']:.4f}", "—" if fo is None else (", ".join(fo) or "none"))
+    console.print(table)
+    for s in res.skipped:
+        console.print(f"[yellow]skipped {s['key']}: {s['reason']}")
+
+
+export.__doc__ += _FORMAT_TABLE

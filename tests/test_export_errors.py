@@ -1,0 +1,81 @@
+"""Bad requests fail early with an error that names the fix; nothing is converted first."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+
+def test_unknown_format_or_precision():
+    from edgecnn.export import ExportError, select_specs
+
+    with pytest.raises(ExportError, match="known pairs"):
+        select_specs("tflite", "int4")
+    with pytest.raises(ExportError, match="unknown format"):
+        select_specs("coreml", None)
+    assert [s.precision for s in select_specs("onnx", "int8")] == ["int8-ptq"]
+    assert {s.format for s in select_specs("all", "fp32")} == {"tflite", "onnx", "openvino", "trt"}
+
+
+def test_run_errors(export_run, tmp_path):
+    from edgecnn.export import ExportError, export_run as export
+    from edgecnn.train.run import RunError
+
+    with pytest.raises(RunError, match="no such run folder"):
+        export(tmp_path / "missing", "tflite", "fp32", progress=False)
+    broken = tmp_path / "broken"
+    shutil.copytree(export_run.path, broken, ignore=shutil.ignore_patterns("qat", "ckpt", "plots"))
+    (broken / "model.keras").write_bytes(b"\x00garbage")
+    with pytest.raises(RunError, match="cannot load the model"):
+        export(broken, "tflite", "fp32", out=tmp_path / "o", progress=False, limit=50)
+    (broken / "model.keras").unlink()
+    with pytest.raises(RunError, match="no trained model"):
+        export(broken, "tflite", "fp32", out=tmp_path / "o", progress=False)
+    # No QAT model: a QAT precision asked for by name says to run `edgecnn quantize` first.
+    no_qat = tmp_path / "noqat"
+    shutil.copytree(export_run.path, no_qat, ignore=shutil.ignore_patterns("qat", "ckpt", "plots"))
+    with pytest.raises(RunError, match="edgecnn quantize"):
+        export(no_qat, "tflite", "int8-qat", out=tmp_path / "o", progress=False)
+    with pytest.raises(ExportError, match="--io"):
+        export(no_qat, "onnx", "fp32", io="uint8", out=tmp_path / "o", progress=False)
+    with pytest.raises(ExportError, match="--batch"):
+        export(no_qat, "onnx", "fp32", batch="big", out=tmp_path / "o", progress=False)
+
+
+def test_empty_representative_set(export_run, tmp_path):
+    from edgecnn.export import ExportError, export_run as export
+
+    with pytest.raises(ExportError, match="representative set is empty"):
+        export(export_run, "tflite", "int8-ptq", out=tmp_path, calib_size=0, progress=False, limit=50)
+    assert not list(tmp_path.glob("*.tflite"))
+
+
+def test_existing_artifact_needs_force(export_run, tmp_path):
+    from edgecnn.export import ExportError, export_run as export
+
+    (m,) = export(export_run, "tflite", "fp32", out=tmp_path, progress=False, limit=50, check_parts=("test",))
+    before = (tmp_path / m["file"]).stat().st_mtime_ns
+    with pytest.raises(ExportError, match="--force"):
+        export(export_run, "tflite", "fp32", out=tmp_path, progress=False)
+    assert (tmp_path / m["file"]).stat().st_mtime_ns == before
+    (m2,) = export(export_run, "tflite", "fp32", out=tmp_path, force=True, progress=False, limit=50,
+                   check_parts=("test",))
+    assert m2["sha256"] == m["sha256"]
+
+
+def test_trt_without_gpu_fails_at_once(export_run, tmp_path):
+    from edgecnn.export import ToolMissing, export_run as export
+    from edgecnn.export.tensorrt import preflight
+
+    try:
+        preflight()
+        pytest.skip("TensorRT and an NVIDIA GPU are present here")
+    except ToolMissing:
+        pass
+    t0 = time.perf_counter()
+    with pytest.raises(ToolMissing, match=r"pip install edgecnn\[trt\]"):
+        export(export_run, "trt", out=tmp_path, progress=False)
+    assert time.perf_counter() - t0 < 5          # before any model load or conversion
+    assert not any(tmp_path.iterdir())

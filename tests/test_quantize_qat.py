@@ -1,0 +1,101 @@
+"""QAT: the fine-tune writes a loadable QAT model whose int8 TFLite graph is integer-only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_qat_run_writes_model_metrics_and_pure_int8(qat_run):
+    from edgecnn.fsutil import read_json
+    from edgecnn.quantize import load_qat_model
+    from edgecnn.quantize.qat import predict
+
+    run, m = qat_run
+    for name in ("model.keras", "model.json", "metrics.json"):
+        assert (run.qat_dir / name).exists(), name
+    info = read_json(run.qat_dir / "model.json")
+    assert info["float_ops"] == [], info["int8_tflite_ops"]       # Conv→BN→ReLU folds into int8 conv
+    assert "CONV_2D" in info["int8_tflite_ops"] and 0 < info["threshold"] < 1
+    for key in ("val_bac_float", "val_bac_qat", "val_bac_inference", "val_bac_train_mode", "val_bac_bn_batch_stats"):
+        assert 0.0 <= m[key] <= 1.0, key
+    # Frozen BN: inference mode and the training loop's forward pass compute (nearly) the same thing.
+    assert m["bn"] == "freeze" and m["bn_mode_gap"] < 0.03, m
+    assert m["n_train_patients"] > 0 and m["test"]["n_patches"] > 0
+    # The saved file round-trips through the project's loader and RunFolder's tfmot scope.
+    model = load_qat_model(run.qat_model_path)
+    x = np.random.default_rng(0).integers(0, 256, (4, 50, 50, 3), dtype=np.uint8)
+    assert np.allclose(predict(model, x), predict(run.load_model(qat=True), x), atol=1e-6)
+
+
+def test_qat_resume_continues_from_checkpoint(qat_run):
+    from edgecnn.fsutil import read_json
+    from edgecnn.quantize import quantize_run
+
+    run, _ = qat_run
+    state = read_json(run.qat_dir / "ckpt" / "state.json")
+    assert state["epoch"] == 1
+    # Asking for the same number of epochs with resume: nothing left to train, results rewritten.
+    m = quantize_run(run, epochs=1, resume=True, steps_per_epoch=2, limit=200, batch_size=32, progress=False)
+    assert m["epochs_run"] == 1 and [h["epoch"] for h in m["history"]] == [0, 1]
+
+
+def test_seed_order_standalone_bn_quantizes_and_reports_float_ops(tmp_path):
+    """Conv(relu) → BN: tfmot needs our QuantizeConfig; the BN's MUL/ADD stay float and are named."""
+    from edgecnn.export.tflite import convert_keras, inspect_ops
+    from edgecnn.models import create_model
+    from edgecnn.quantize import load_qat_model, quantize_keras_model
+    from edgecnn.quantize.qat import save_qat_model
+    from edgecnn.quantize.scheme import standalone_batchnorms
+
+    model = create_model("basic_cnn", seed_order=True, input_size=32)
+    assert standalone_batchnorms(model) == ["block1_2_bn", "block2_2_bn", "block3_2_bn"]
+    assert standalone_batchnorms(create_model("basic_cnn", input_size=32)) == []
+    q, standalone = quantize_keras_model(model)
+    assert len(standalone) == 3
+    # Settle the fake-quant ranges with a few training-mode passes (ranges start at zero).
+    x = np.random.default_rng(0).random((16, 32, 32, 3), dtype=np.float32)
+    for _ in range(3):
+        q(x, training=True)
+    ops = inspect_ops(convert_keras(q, "int8-qat", input_size=32))
+    assert not ops["integer_only"]
+    assert set(ops["float_ops"]) >= {"MUL", "ADD"} and "CONV_2D" not in ops["float_ops"]
+    save_qat_model(q, tmp_path / "model.keras")
+    again = load_qat_model(tmp_path / "model.keras")
+    assert np.allclose(q(x, training=False).numpy(), again(x, training=False).numpy(), atol=1e-6)
+
+
+def test_vgg13_tiny_quantizes_to_pure_int8():
+    from edgecnn.export.tflite import convert_keras, inspect_ops
+    from edgecnn.models import create_model
+    from edgecnn.quantize import quantize_keras_model
+
+    q, standalone = quantize_keras_model(create_model("vgg13", input_size=32, dropout=False))
+    assert standalone == []
+    x = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    q(x, training=True)
+    ops = inspect_ops(convert_keras(q, "int8-qat", input_size=32))
+    assert ops["integer_only"], ops["float_ops"]
+    assert ops["ops"].count("CONV_2D") == 10
+
+
+def test_quantize_run_bad_inputs(tmp_path, export_run):
+    import shutil
+
+    from edgecnn.quantize import quantize_run
+    from edgecnn.train.run import RunError
+
+    with pytest.raises(RunError, match="no such run folder"):
+        quantize_run(tmp_path / "nope", progress=False)
+    broken = tmp_path / "broken"
+    shutil.copytree(export_run.path, broken, ignore=shutil.ignore_patterns("qat", "ckpt", "plots"))
+    (broken / "model.keras").write_bytes(b"not a keras file")
+    with pytest.raises(RunError, match="cannot load the model"):
+        quantize_run(broken, progress=False)
+    (broken / "model.keras").unlink()
+    with pytest.raises(RunError, match="no trained model"):
+        quantize_run(broken, progress=False)
+    with pytest.raises(ValueError, match="bn must be one of"):
+        quantize_run(export_run, bn="sometimes", progress=False)
