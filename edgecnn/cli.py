@@ -6,8 +6,6 @@ quantize, export), so `edgecnn scan` and `edgecnn bench` run on the TF-free devi
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -16,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgecnn import __version__
+from edgecnn.clikit import JSON_HELP, emit_json, err, fail
 
 app = typer.Typer(
     name="edgecnn",
@@ -25,28 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# soft_wrap: messages stay on one line, so logs and tests can grep them whatever the terminal width.
-console = Console(stderr=True, soft_wrap=True)
-
-
-def fail(msg: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {msg}")
-    raise typer.Exit(code)
-
-
-def emit_json(obj, dest: Optional[str]) -> None:
-    """Write ``obj`` as JSON to a file, or to stdout for ``-`` (then stdout holds only the JSON)."""
-    if dest is None:
-        return
-    text = json.dumps(obj, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-    if dest == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        from edgecnn.fsutil import write_bytes
-
-        write_bytes(dest, (text + "\n").encode())
-        console.print(f"JSON written to {dest}")
-
+console = err
 
 def metrics_table(title: str, m: dict) -> Table:
     t = Table(title=title)
@@ -72,7 +50,7 @@ def _main(version: bool = typer.Option(False, "--version", help="Print the versi
 @app.command("models")
 def models_cmd(
     build: bool = typer.Option(False, "--build", help="Build each model (needs TensorFlow) and print its parameter count."),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Write the list as JSON to FILE, or - for stdout."),
+    json_out: Optional[str] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """List the registered networks (the names `train --model` accepts)."""
     from edgecnn.models import list_models, model_info
@@ -126,7 +104,7 @@ def train_cmd(
     steps_per_epoch: Optional[int] = typer.Option(None, help="Cap steps per epoch (smoke runs)."),
     max_patients: Optional[int] = typer.Option(None, help="Use only this many patients, chosen by --seed (smoke runs)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out from its last checkpoint."),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Write the test metrics as JSON to FILE, or - for stdout."),
+    json_out: Optional[str] = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Train a network on IDC patches with a patient-level split.
@@ -165,7 +143,7 @@ def evaluate_cmd(
     runtime: Optional[str] = typer.Option(None, help="Runtime for an artifact (litert, onnxruntime, openvino, tensorrt); default from the suffix."),
     border: str = typer.Option("pad", help="Border patches smaller than 50×50: pad or drop."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Load an artifact even if its sha256 differs from the manifest."),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Write the metrics as JSON to FILE, or - for stdout."),
+    json_out: Optional[str] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Score a model on a data folder: accuracy, balanced accuracy, IDC F1, ROC AUC, confusion matrix.
 

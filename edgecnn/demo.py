@@ -52,6 +52,7 @@ def demo(
     epochs: int = typer.Option(4, help="Training epochs (a short demo schedule; the release model uses 40 with early stopping)."),
     qat_epochs: int = typer.Option(1, "--qat-epochs", help="QAT fine-tuning epochs."),
     fresh: bool = typer.Option(False, "--fresh", help="Delete --out first (otherwise finished steps are reused)."),
+    quick: bool = typer.Option(False, "--quick", help="Shorter benchmark (1 thread, fewer runs), for smoke tests."),
 ):
     """Run data → train → quantize → export → bench → scan end to end and print where the results are."""
     import shutil
@@ -83,7 +84,8 @@ def demo(
     _step(app, "4/6 export", ["export", str(run), "--format", "all", "--out", str(exported), "--force",
                               "--json", str(out / "export.json")])
     gate = _step(app, "5/6 bench", ["bench", str(exported), "--data", d, "--split", str(run / "split.json"),
-                                    "--threads", "1,2", "--runs", "300", "--json", str(out / "bench.json"),
+                                    "--threads", "1" if quick else "1,2", "--runs", "100" if quick else "300",
+                                    "--json", str(out / "bench.json"),
                                     "--md", str(out / "bench.md"), "--plot", str(out / "bench.png")], allow_fail=True)
     patient = _mosaic_patient(Path(d))
     scan_note = "no patient folder to rebuild a field of view from"

@@ -14,4 +14,6 @@ OUT=${OUT:-exported/release}
 $EDGECNN export "$RUN" --format tflite --precision int8-qat --out "$OUT" --force
 $EDGECNN export "$RUN" --format onnx --precision int8-ptq --out "$OUT" --force
 $EDGECNN export "$RUN" --format onnx --precision fp32 --out "$OUT" --force
+
+.venv/bin/python scripts/model_card.py "$RUN" "$OUT"
 echo "release model written to $OUT"

@@ -32,7 +32,7 @@ def test_export_json_and_bad_format(app, export_run, tmp_path):
     from typer.testing import CliRunner
 
     r = CliRunner().invoke(app, ["export", str(export_run.path), "--format", "tflite", "--precision", "fp32",
-                                 "--out", str(tmp_path), "--limit", "50", "--json"])
+                                 "--out", str(tmp_path), "--limit", "50", "--json", "-"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["artifacts"][0]["file"] == "basic_cnn-fp32.tflite" and doc["skipped"] == []

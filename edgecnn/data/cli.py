@@ -5,8 +5,6 @@ Other modules add commands to ``app`` (e.g. ``edgecnn.data.mosaic`` adds ``mosai
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -15,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from edgecnn.clikit import emit_json, fail
 from edgecnn.data.layout import DataError
 
 app = typer.Typer(
@@ -25,8 +24,6 @@ app = typer.Typer(
 )
 
 _out = Console()
-# soft_wrap keeps messages on one line so logs and tests can grep them at any terminal width.
-_err = Console(stderr=True, soft_wrap=True)
 
 PathArg = typer.Argument(
     None,
@@ -37,26 +34,6 @@ PathArg = typer.Argument(
 BorderOpt = typer.Option("pad", "--border", help="Patches smaller than 50x50 (slide edges): 'pad' with white, or 'drop'.")
 StrictOpt = typer.Option(False, "--strict", help="Fail on the first bad file instead of skipping and listing it.")
 JsonOpt = typer.Option(None, "--json", help="Also write the result as JSON to FILE ('-' prints JSON only, to stdout).")
-
-
-def _fail(e: Exception) -> None:
-    _err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
-    raise typer.Exit(2)
-
-
-def _emit_json(obj: Any, target: Optional[str]) -> bool:
-    """Write JSON to a file or stdout; True when stdout got it (then no table is printed)."""
-    if target is None:
-        return False
-    text = json.dumps(obj, indent=2, default=str)
-    if target == "-":
-        sys.stdout.write(text + "\n")
-        return True
-    from edgecnn.fsutil import write_bytes
-
-    write_bytes(target, (text + "\n").encode())
-    _err.print(f"wrote {target}")
-    return False
 
 
 def _load(path: Optional[Path], border: str, strict: bool, quiet: bool):
@@ -79,17 +56,17 @@ def info(
     """Load the data (decoding once, then from the cache) and summarise it: patients, patches,
     class balance, patch sizes, skipped files with reasons, duplicates, cache key."""
     if border not in ("pad", "drop"):
-        _fail(DataError(f"--border must be 'pad' or 'drop', not {border!r}"))
+        fail(DataError(f"--border must be 'pad' or 'drop', not {border!r}"))
     try:
         src, ps = _load(path, border, strict, quiet=json_out == "-")
     except DataError as e:
-        _fail(e)
+        fail(e)
     stats = ps.patient_stats()
     report = dict(ps.report, source_kind=src.kind,
                   patients_with_idc=sum(1 for n, pos in stats.values() if pos > 0),
                   patches_per_patient={"min": min(n for n, _ in stats.values()),
                                        "max": max(n for n, _ in stats.values())})
-    if _emit_json(report, json_out):
+    if emit_json(report, json_out):
         return
     _print_info(report, max_skipped)
 
@@ -144,9 +121,9 @@ def synth(
     try:
         path = make_synthetic(out, patients=patients, patches_per_patient=per_patient, seed=seed)
     except DataError as e:
-        _fail(e)
+        fail(e)
     result = {"path": str(path), "patients": patients, "per_patient": per_patient, "seed": seed, "synthetic": True}
-    if not _emit_json(result, json_out):
+    if not emit_json(result, json_out):
         _out.print(f"wrote {patients * per_patient} synthetic patches ({patients} patients) to {path}")
 
 
@@ -183,10 +160,10 @@ def split(
             sp = patient_split(ps, val=val, test=test, seed=seed)
         sp.save(out, ps)
     except (DataError, ValueError) as e:
-        _fail(e)
+        fail(e)
     d = sp.to_dict(ps)
     d["path"] = str(out)
-    if _emit_json(d, json_out):
+    if emit_json(d, json_out):
         return
     t = Table(title=f"patient split ({sp.method}, seed {sp.seed}) -> {out}", title_justify="left")
     for col in ("part", "patients", "patches", "no_idc", "idc", "idc share"):

@@ -5,20 +5,17 @@ Registered on the main app by edgecnn/cli.py:  app.command("quantize")(quantize)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from edgecnn.clikit import JSON_HELP, emit_json, fail
 from edgecnn.formats import FORMATS
 
 _FORMAT_TABLE = "\n".join(f"  {f.format:<9} {f.precision:<9} {f.description}" for f in FORMATS)
 
 
-def _fail(e: Exception) -> None:
-    typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def quantize(
@@ -31,7 +28,7 @@ def quantize(
     data: Annotated[Optional[Path], typer.Option(help="Data folder, if not the one in the run's config.json.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Use at most this many patches per split part (quick try).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted QAT run from <run>/qat/ckpt.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the QAT metrics as JSON.")] = False,
+    json_out: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
 ) -> None:
     """Quantization-aware fine-tuning of a trained run (8-bit, per-channel conv weights).
 
@@ -45,14 +42,14 @@ def quantize(
     from edgecnn.quantize import quantize_run
     from edgecnn.train.run import RunError
 
+    as_json = json_out == "-"
     console = Console(stderr=True)
     try:
         m = quantize_run(run, epochs=epochs, lr=lr, batch_size=batch_size, data=data, progress=not as_json,
                          resume=resume, bn=bn, limit=limit, console=None if as_json else console)
     except (RunError, ValueError) as e:
-        _fail(e)
-    if as_json:
-        typer.echo(json.dumps(m, indent=2, default=str))
+        fail(e)
+    if emit_json(m, json_out):
         return
     console.print(f"val balanced accuracy: float {m['val_bac_float']:.4f} → QAT {m['val_bac_qat']:.4f} "
                   f"(training-mode estimate {m['val_bac_train_mode']:.4f}); test {m['test']['balanced_accuracy']:.4f}")
@@ -74,7 +71,7 @@ def export(
                                                       "(default: resizable/dynamic).")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Data folder, if not the one in the run's config.json.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Check on at most this many patches per split part.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the manifests as JSON.")] = False,
+    json_out: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
 ) -> None:
     """Export a trained run to deployable artifacts, each checked on the run's test patients.
 
@@ -87,19 +84,20 @@ def export(
 
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from edgecnn.export import ExportError, export_run
     from edgecnn.train.run import RunError
 
+    as_json = json_out == "-"
     console = Console(stderr=as_json)
     try:
         res = export_run(run, format, precision, out=out, force=force, io=io, batch=batch, data=data,
                          progress=not as_json, limit=limit, console=None if as_json else console)
     except (ExportError, RunError, ValueError) as e:
-        _fail(e)
-    if as_json:
-        typer.echo(json.dumps({"artifacts": list(res), "skipped": res.skipped}, indent=2, default=str))
+        fail(e)
+    if emit_json({"artifacts": list(res), "skipped": res.skipped}, json_out):
         return
     table = Table(title=f"exported {len(res)} artifact(s)")
     for col in ("file", "size", "test BAC", "agreement", "max |Δp|", "float ops"):
@@ -111,7 +109,7 @@ def export(
                       f"{ag['agreement']:.4f}", f"{ag['max_abs_dp']:.4f}", "—" if fo is None else (", ".join(fo) or "none"))
     console.print(table)
     for s in res.skipped:
-        console.print(f"[yellow]skipped {s['key']}: {s['reason']}")
+        console.print(f"[yellow]skipped {s['key']}:[/] {escape(s['reason'])}", soft_wrap=True)
 
 
 export.__doc__ += _FORMAT_TABLE

@@ -20,7 +20,6 @@ INPUT_NAME = "patch"
 
 def keras_to_onnx(model, input_size: int, batch: int | None = None):
     """A checked ONNX ModelProto of a Keras model (float input named "patch")."""
-    import onnx
     import tf2onnx
 
     from edgecnn._tf import tf

@@ -1,0 +1,69 @@
+"""Write exported/release/MODEL_CARD.md (+ split.json, the float Keras reference) from a run and
+the manifests its export wrote. Usage: python scripts/model_card.py RUN OUT_DIR"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from edgecnn.fsutil import atomic_path, read_json, write_bytes
+from edgecnn.manifest import read_manifest
+from edgecnn.train.run import RunFolder
+
+
+def main(run_dir: str, out_dir: str) -> None:
+    run, out = RunFolder(run_dir), Path(out_dir)
+    shutil.copyfile(run.split_path, out / "split.json")
+    # The float model without optimizer state: the reference for the seed's `model.predict`.
+    with atomic_path(out / "basic_cnn-fp32.keras") as tmp:
+        run.load_model().save(tmp)
+    cfg, info, test = run.config(), run.model_info(), read_json(run.metrics_path)
+    qat = read_json(run.qat_dir / "metrics.json") if (run.qat_dir / "metrics.json").exists() else {}
+    split = read_json(run.split_path)
+    rows = []
+    for f in sorted(out.iterdir()):
+        m = read_manifest(f, required=False) if f.suffix in (".tflite", ".onnx") else None
+        if m:
+            t, a = m["metrics"]["test"], m["metrics"]["agreement"]
+            rows.append(f"| `{m['file']}` | {m['format']} {m['precision']} | {m['size_bytes'] / 1e6:.2f} MB | "
+                        f"{t['balanced_accuracy']:.4f} | {t['roc_auc']:.4f} | {a['agreement']:.4f} | {m['threshold']:.3f} |")
+    c = split["counts"]
+    text = f"""# Model card: edgecnn release `basic_cnn`
+
+**Research use only — not a medical device; do not use for diagnosis.**
+
+- Network: the seed study's Basic CNN (665,890 parameters), Conv → BN → ReLU order, 50×50×3 input
+  (RGB pixels / 255), softmax over (no_idc, idc). IDC is called when p(idc) ≥ the threshold.
+- Data: Kaggle "Breast Histopathology Images" (CC0; Janowczyk & Madabhushi 2016), the
+  {sum(v['patches'] for v in c.values()):,}-patch subset of {sum(v['patients'] for v in c.values())} patients in the project's shared data.
+- Split by patient (seed {split.get('seed')}, stratified by IDC share): train {c['train']['patients']} patients /
+  {c['train']['patches']:,} patches, validation {c['val']['patients']} / {c['val']['patches']:,}, test {c['test']['patients']} / {c['test']['patches']:,}. Patient ids in `split.json`.
+- Training: {cfg['epochs']} epochs max, early stopping on validation balanced accuracy (best epoch {info['epoch']}),
+  batch {cfg['batch_size']}, Adam {cfg['lr']}, class-weighted loss, colour jitter ×{cfg.get('color_jitter', 1.0)},
+  {test.get('train_seconds', 0) / 60:.0f} min on 2 CPU cores. Threshold {info['threshold']:.3f} chosen on validation patients.
+- Float model on the test patients: balanced accuracy {test['balanced_accuracy']:.4f}, accuracy {test['accuracy']:.4f},
+  IDC F1 {test['f1']:.4f}, ROC AUC {test['roc_auc']:.4f}.
+- QAT: validation balanced accuracy float {qat.get('val_bac_float', float('nan')):.4f} → QAT {qat.get('val_bac_qat', float('nan')):.4f}.
+
+## Artifacts (test patients)
+
+| file | format | size | balanced acc. | ROC AUC | agreement with float | threshold |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+`basic_cnn-fp32.keras` is the float Keras model, kept as the reference for benchmarks.
+
+## Limits
+
+One public dataset from one institution; other stains, scanners and magnifications are untested.
+Inputs must be at the dataset's scale (50 px ≈ 50×50 patch of a 40× slide downsampled 16×).
+Patch-level labels come from coarse annotations and are noisy. Rebuild with `make release`
+(see docs/release.md).
+"""
+    write_bytes(out / "MODEL_CARD.md", text.encode())
+    print(f"wrote {out / 'MODEL_CARD.md'}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

@@ -1,0 +1,26 @@
+"""The README's first command, end to end: `edgecnn demo` on the synthetic stand-in (what a fresh
+machine without the real data runs), through every pipeline step."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from edgecnn.cli import app
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_on_synthetic_data(synth_data, tmp_path):
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(app, ["demo", "--data", str(synth_data), "--out", str(out), "--epochs", "1", "--quick"])
+    assert r.exit_code == 0, r.output[-3000:]
+    for f in ("data.json", "train.json", "qat.json", "export.json", "bench.json", "bench.md", "bench.png", "scan.json"):
+        assert (out / f).exists(), f
+    exported = json.loads((out / "export.json").read_text())
+    kinds = {(m["format"], m["precision"]) for m in exported["artifacts"]}
+    assert {("tflite", "int8-qat"), ("onnx", "int8-ptq"), ("onnx", "fp32")} <= kinds
+    bench = json.loads((out / "bench.json").read_text())
+    assert len(bench["rows"]) >= len(exported["artifacts"])
+    scan = json.loads((out / "scan.json").read_text())
+    assert scan and "results" in r.output
+    assert str(out) in r.output
