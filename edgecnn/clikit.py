@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from edgecnn.fsutil import json_default
+
 # soft_wrap: messages stay on one line, so logs and tests can grep them whatever the terminal width.
 err = Console(stderr=True, soft_wrap=True)
 
@@ -23,9 +25,11 @@ def fail(msg: Any, code: int = 2) -> None:
 
 
 def to_jsonable(o: Any) -> Any:
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
+    """numpy values and paths as JSON; anything else as its text (a report must not fail here)."""
+    try:
+        return json_default(o)
+    except TypeError:
+        return str(o)
 
 
 def emit_json(obj: Any, dest: Optional[str]) -> bool:

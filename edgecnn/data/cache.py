@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.fsutil import json_default
 from edgecnn.paths import cache_dir
 
 CACHE_VERSION = 1
@@ -87,7 +88,7 @@ class CacheWriter:
             np.save(self.tmp / f"{name}.npy", arrays[name], allow_pickle=False)
         # report.json is written last: its presence marks a complete entry.
         with open(self.tmp / "report.json", "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=1, default=_json_default)
+            json.dump(report, f, indent=1, default=json_default)
             f.flush()
             os.fsync(f.fileno())
         final = entry_dir(self.key)
@@ -140,14 +141,6 @@ def _remove_stale_tmp(root: Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
         except OSError:
             pass
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def clear(key: str | None = None) -> int:

@@ -28,6 +28,7 @@ from edgecnn.fsutil import atomic_path, read_json, write_json
 from edgecnn.metrics import best_threshold, binary_metrics
 from edgecnn.quantize.rundata import Patches, RunData, as_run
 from edgecnn.train.bn import inner_layers, recompute_bn_statistics, set_dropout
+from edgecnn.train.progress import EpochBar
 from edgecnn.train.run import RunError, RunFolder
 
 BN_MODES = ("freeze", "reestimate", "train")
@@ -97,39 +98,6 @@ def float_ops_of(qmodel, input_size: int) -> tuple[list[str], list[str]]:
 
     info = inspect_ops(convert_keras(qmodel, "int8-qat", io="float", input_size=input_size))
     return info["ops"], info["float_ops"]
-
-
-# --- progress ---------------------------------------------------------------------------------
-class _EpochBar:
-    """A rich bar over one epoch's batches, fed by a Keras callback."""
-
-    def __init__(self, enabled: bool, epoch: int, epochs: int, steps: int):
-        from edgecnn._tf import keras
-
-        self.enabled = enabled
-        bar = self
-
-        class _CB(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                if bar.enabled:
-                    bar.progress.update(bar.task, advance=1, loss=float((logs or {}).get("loss", 0.0)))
-
-        self.callback = _CB()
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(TextColumn(f"QAT epoch {epoch}/{epochs}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), transient=True)
-            self.task = self.progress.add_task("qat", total=steps, loss=0.0)
-
-    def __enter__(self):
-        if self.enabled:
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.progress.__exit__(*exc)
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -251,7 +219,7 @@ def quantize_run(
         if state["wait"] >= patience:
             break
         ds = _dataset(train, batch_size, seed, epoch, weights).take(steps)
-        with _EpochBar(progress, epoch, epochs, steps) as bar:
+        with EpochBar(f"QAT epoch {epoch}/{epochs}", steps, progress) as bar:
             h = qmodel.fit(ds, epochs=1, verbose=0, callbacks=[bar.callback])
         p = predict(qmodel, val.images)
         thr, bac = best_threshold(val.labels, p)

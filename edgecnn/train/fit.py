@@ -114,40 +114,6 @@ def predict_probs(model, images: np.ndarray, batch_size: int = 512, input_size: 
     return out
 
 
-class _Progress:
-    """A rich progress bar over the batches of one epoch (Keras callback)."""
-
-    def __init__(self, total_steps: int, epoch: int, epochs: int, enabled: bool):
-        from edgecnn._tf import keras
-
-        self.enabled = enabled
-        outer = self
-
-        class _CB(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                if outer.enabled:
-                    outer.bar.update(outer.task, advance=1, loss=float((logs or {}).get("loss", 0.0)))
-
-        self.callback = _CB()
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn(f"epoch {epoch + 1}/{epochs}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), transient=True,
-            )
-            self.task = self.bar.add_task("train", total=total_steps, loss=0.0)
-
-    def __enter__(self):
-        if self.enabled:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *a):
-        if self.enabled:
-            self.bar.__exit__(*a)
-
-
 def _log(console, msg: str) -> None:
     if console is not None:
         console.print(msg)
@@ -168,6 +134,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
     from edgecnn.models import create_model
     from edgecnn.train.bn import recompute_bn_statistics
     from edgecnn.train.plots import save_plots
+    from edgecnn.train.progress import EpochBar
 
     run = RunFolder(Path(cfg.out))
     state_path = run.ckpt_dir / "state.json"
@@ -248,7 +215,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
                           seed=cfg.seed * 1000 + epoch, augment=cfg.augment, jitter=cfg.color_jitter,
                           input_size=input_size,
                           sample_weights=weights, indices=train_idx)
-        with _Progress(steps, epoch, cfg.epochs, progress) as bar:
+        with EpochBar(f"epoch {epoch + 1}/{cfg.epochs}", steps, progress) as bar:
             h = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[bar.callback])
         recompute_bn_statistics(model, tr.images, seed=cfg.seed + epoch, input_size=input_size)
         p_val = predict_probs(model, va.images, input_size=input_size)
