@@ -96,6 +96,7 @@ def train_cmd(
     val: float = typer.Option(0.15, help="Share of patients for validation (threshold and model selection)."),
     test: float = typer.Option(0.15, help="Share of patients held out for the final test metrics."),
     patience: int = typer.Option(8, help="Stop after this many epochs without a validation balanced-accuracy gain."),
+    swa_epochs: int = typer.Option(0, "--swa-epochs", help="At the end, also try the average of the last N epochs' weights; kept only if it scores higher on validation."),
     border: str = typer.Option("pad", help="Border patches smaller than 50×50: pad (with white) or drop."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Turn off flips, rotations and colour jitter."),
     color_jitter: float = typer.Option(1.0, "--color-jitter", help="Scale the colour-jitter ranges (brightness ±0.05, contrast/saturation ±10%, hue ±0.02 at 1.0; 0 = off)."),
@@ -119,7 +120,7 @@ def train_cmd(
         cfg = TrainConfig(out=str(out), data=str(src.path) if src else None, model=model, epochs=epochs or 30,
                           batch_size=batch_size, lr=lr, balance=balance, input_size=input_size, seed_order=seed_order,
                           seed=seed, split=split, official_split_dir=str(official_split) if official_split else None,
-                          val=val, test=test, patience=patience, border=border, augment=not no_augment, color_jitter=color_jitter,
+                          val=val, test=test, patience=patience, swa_epochs=swa_epochs, border=border, augment=not no_augment, color_jitter=color_jitter,
                           mixed_precision=mixed_precision, multi_gpu=multi_gpu, steps_per_epoch=steps_per_epoch,
                           max_patients=max_patients)
         run = train(cfg, resume=resume, progress=not quiet, console=console, epochs=epochs)

@@ -131,3 +131,20 @@ def test_cli_train_and_evaluate_json(tiny_run, idc_data, tmp_path):
     assert r.exit_code == 2 and "no such run folder" in r.output
     r = CliRunner().invoke(app, ["train", "--help"])
     assert r.exit_code == 0 and "--resume" in r.output
+
+
+def test_weight_average_candidate(idc_data, tmp_path):
+    """--swa-epochs averages the last epochs' weights and keeps them only if validation says so."""
+    from edgecnn.train.fit import TrainConfig, train
+
+    run = train(TrainConfig(out=str(tmp_path / "swa"), data=str(idc_data), epochs=3, batch_size=32, steps_per_epoch=6,
+                            max_patients=24, swa_epochs=2), progress=False)
+    swa = read_json(run.metrics_path)["weight_average"]
+    assert swa["epochs"] == [2, 3] and 0.0 <= swa["val_balanced_accuracy"] <= 1.0
+    info = run.model_info()
+    hist = read_json(run.history_path)
+    if swa["kept"]:
+        assert info["weight_average_of_epochs"] == [2, 3] and info["val_balanced_accuracy"] == swa["val_balanced_accuracy"]
+    else:
+        assert info["val_balanced_accuracy"] == max(h["val_balanced_accuracy"] for h in hist)
+    assert (run.ckpt_dir / "swa.npz").exists()

@@ -35,6 +35,7 @@ class TrainConfig:
     val: float = 0.15
     test: float = 0.15
     patience: int = 8              # epochs without val BAC gain before stopping
+    swa_epochs: int = 0            # also try the average of the last N epochs' weights (0 = off)
     lr_patience: int = 3           # epochs without gain before the learning rate halves
     border: str = "pad"
     augment: bool = True
@@ -199,6 +200,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                           weighted_metrics=[])
 
+    swa_path = run.ckpt_dir / "swa.npz"
+    window = _load_window(swa_path) if resume and cfg.swa_epochs else []
     state = read_json(state_path) if resume else {
         "epoch": 0, "best_bac": -1.0, "best_epoch": -1, "threshold": 0.5, "stale": 0, "lr_stale": 0,
         "lr": cfg.lr, "history": [], "train_seconds": 0.0,
@@ -245,6 +248,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
                 state["lr_stale"] = 0
                 keras.backend.set_value(model.optimizer.learning_rate, state["lr"])
         state["epoch"] = epoch + 1
+        if cfg.swa_epochs:
+            window = (window + [model.get_weights()])[-cfg.swa_epochs:]
+            _save_window(swa_path, window)
         # Checkpoint model (with optimizer) first, then the state that points at it.
         with atomic_path(last_path) as tmp:
             model.save(tmp)
@@ -257,13 +263,61 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
             _log(console, f"early stop: no val balanced-accuracy gain for {cfg.patience} epochs")
             break
 
+    if cfg.swa_epochs and len(window) >= 2 and "swa" not in state:
+        _try_weight_average(cfg, run, model, window, state, tr, va, input_size, model_cfg, console)
+        write_json(state_path, state)
+
     model = run.load_model()
     metrics = evaluate_patches(model, te, state["threshold"], input_size=input_size)
     metrics.update({"split": "test", "best_epoch": state["best_epoch"], "val_balanced_accuracy": state["best_bac"],
+                    "weight_average": state.get("swa"),
                     "train_seconds": state["train_seconds"], "epochs_run": state["epoch"]})
     write_json(run.metrics_path, metrics)
     save_plots(run, state["history"], metrics)
     return run
+
+
+def _save_window(path: Path, window: list[list[np.ndarray]]) -> None:
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **{f"e{i}_w{j}": w for i, ws in enumerate(window) for j, w in enumerate(ws)},
+                 shape=np.array([len(window), len(window[0])]))
+
+
+def _load_window(path: Path) -> list[list[np.ndarray]]:
+    if not path.exists():
+        return []
+    with np.load(path) as z:
+        n, m = (int(v) for v in z["shape"])
+        return [[z[f"e{i}_w{j}"] for j in range(m)] for i in range(n)]
+
+
+def _try_weight_average(cfg, run, model, window, state, tr, va, input_size, model_cfg, console) -> None:
+    """Stochastic weight averaging over the last epochs: one more candidate for the kept model.
+
+    Epoch-to-epoch validation scores swing by a point or two on a few dozen patients; the mean of
+    the plateau's weights (with BN statistics recomputed for it) is usually flatter and more
+    stable. It replaces the best single epoch only if it scores higher on validation.
+    """
+    from edgecnn.train.bn import recompute_bn_statistics
+
+    model.set_weights([np.mean(ws, axis=0) for ws in zip(*window)])
+    recompute_bn_statistics(model, tr.images, seed=cfg.seed, input_size=input_size)
+    p_val = predict_probs(model, va.images, input_size=input_size)
+    thr, bac = best_threshold(va.labels, p_val)
+    epochs = [state["epoch"] - len(window) + 1, state["epoch"]]
+    kept = bac > state["best_bac"] + 1e-4
+    state["swa"] = {"epochs": epochs, "val_balanced_accuracy": bac, "threshold": thr, "kept": kept}
+    _log(console, f"weight average of epochs {epochs[0]}–{epochs[1]}: val BAC {bac:.4f} (@{thr:.3f})"
+                  + ("  [green]best[/]" if kept else f"; keeping epoch {state['best_epoch']}"))
+    if kept:
+        state.update(best_bac=bac, threshold=thr)
+        with atomic_path(run.model_path) as tmp:
+            model.save(tmp)
+        write_json(run.model_info_path, {
+            "model": cfg.model, "input_size": input_size, "threshold": thr, "epoch": epochs[1],
+            "weight_average_of_epochs": epochs, "val_balanced_accuracy": bac, "class_names": ["no_idc", "idc"],
+            "model_cfg": model_cfg,
+        })
 
 
 def evaluate_patches(model, patches, threshold: float, input_size: int | None = None) -> dict[str, Any]:
