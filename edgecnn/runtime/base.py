@@ -54,7 +54,7 @@ class Backend:
         self._scale = np.float32(pre.get("scale", SCALE))
         self._offset = np.float32(pre.get("offset", OFFSET))
         self._positive = int(manifest.get("positive_class", 1))
-        self._softmax_out = (manifest.get("output") or {}).get("kind", "softmax") == "logits"
+        self._needs_softmax = (manifest.get("output") or {}).get("kind", "softmax") == "logits"
         t0 = time.perf_counter()
         self._load()
         self.load_time_s = time.perf_counter() - t0
@@ -184,7 +184,7 @@ class Backend:
             scale, zp = self.output_quant
             raw = (raw.astype(np.float32) - np.float32(zp)) * np.float32(scale)
         raw = raw.astype(np.float32, copy=False)
-        if self._softmax_out:
+        if self._needs_softmax:
             e = np.exp(raw - raw.max(axis=1, keepdims=True))
             raw = e / e.sum(axis=1, keepdims=True)
         return raw
