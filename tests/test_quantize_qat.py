@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 def test_qat_run_writes_model_metrics_and_pure_int8(qat_run):
     from edgecnn.fsutil import read_json
     from edgecnn.quantize import load_qat_model
-    from edgecnn.quantize.qat import predict
+    from edgecnn.train.fit import predict_probs as predict
 
     run, m = qat_run
     for name in ("model.keras", "model.json", "metrics.json"):

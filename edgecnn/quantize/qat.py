@@ -27,6 +27,7 @@ from edgecnn import CLASS_NAMES
 from edgecnn.fsutil import atomic_path, read_json, write_json
 from edgecnn.metrics import best_threshold, binary_metrics
 from edgecnn.quantize.rundata import Patches, RunData, as_run
+from edgecnn.train.fit import predict_probs
 from edgecnn.train.bn import inner_layers, recompute_bn_statistics, set_dropout
 from edgecnn.train.progress import EpochBar
 from edgecnn.train.run import RunError, RunFolder
@@ -37,23 +38,13 @@ DEFAULTS = {"epochs": 3, "lr": 1e-5, "batch_size": 64, "patience": 2, "bn": "fre
 
 
 # --- model helpers ----------------------------------------------------------------------------
-def predict(model, images: np.ndarray, batch_size: int = 256, training: bool = False) -> np.ndarray:
-    """IDC probabilities of a Keras model for uint8 patches (already at the model's input size)."""
-    from edgecnn.preprocess import to_float
-
-    out = np.empty(len(images), dtype=np.float32)
-    for i in range(0, len(images), batch_size):
-        out[i:i + batch_size] = model(to_float(np.asarray(images[i:i + batch_size])), training=training).numpy()[:, 1]
-    return out
-
-
 def predict_train_mode(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Probabilities as the training loop computes them (BN as in fit, fake-quant ranges updating),
     with dropout off so only BN/quantizer behaviour differs from inference. Weights are restored."""
     saved = model.get_weights()
     old = set_dropout(model, 0.0)
     try:
-        return predict(model, images, batch_size, training=True)
+        return predict_probs(model, images, batch_size, training=True)
     finally:
         set_dropout(model, old)
         model.set_weights(saved)
@@ -178,7 +169,7 @@ def quantize_run(
                        f"val {np.bincount(val.labels, minlength=2).tolist()}); use more data or a larger --limit")
     t0 = time.perf_counter()
 
-    p_float = predict(float_model, val.images)
+    p_float = predict_probs(float_model, val.images)
     float_thr = float(info.get("threshold", 0.5))
     float_bac = binary_metrics(val.labels, p_float, float_thr)["balanced_accuracy"]
     _log(console, f"float model: val balanced accuracy {float_bac:.4f} at threshold {float_thr:.3f} "
@@ -206,7 +197,7 @@ def quantize_run(
     weights = _class_weights(cfg, train.labels)
     if state["epoch"] == 0 and not state["history"]:
         # Epoch 0 = the range-calibrated model before any step: fine-tuning must beat it to replace it.
-        thr0, bac0 = best_threshold(val.labels, predict(qmodel, val.images))
+        thr0, bac0 = best_threshold(val.labels, predict_probs(qmodel, val.images))
         state["history"].append({"epoch": 0, "loss": None, "val_balanced_accuracy": bac0, "threshold": thr0})
         state.update(best_bac=bac0, best_epoch=0, best_threshold=thr0)
         save_qat_model(qmodel, qat_dir / "best.keras")
@@ -221,7 +212,7 @@ def quantize_run(
         ds = _dataset(train, batch_size, seed, epoch, weights).take(steps)
         with EpochBar(f"QAT epoch {epoch}/{epochs}", steps, progress) as bar:
             h = qmodel.fit(ds, epochs=1, verbose=0, callbacks=[bar.callback])
-        p = predict(qmodel, val.images)
+        p = predict_probs(qmodel, val.images)
         thr, bac = best_threshold(val.labels, p)
         row = {"epoch": epoch, "loss": float(h.history["loss"][-1]), "val_balanced_accuracy": bac, "threshold": thr}
         state["history"].append(row)
@@ -243,12 +234,12 @@ def quantize_run(
     p_batch_stats = predict_train_mode(best, val.images, batch_size)
     set_bn_trainable(best, bn != "freeze")
     # Threshold and headline numbers are taken in inference mode: that is what gets exported.
-    p_inf = predict(best, val.images)
+    p_inf = predict_probs(best, val.images)
     thr, bac_inf = best_threshold(val.labels, p_inf)
     bac_train_mode = binary_metrics(val.labels, predict_train_mode(best, val.images, batch_size), thr)["balanced_accuracy"]
     bac_batch_stats = binary_metrics(val.labels, p_batch_stats, thr)["balanced_accuracy"]
     test = rd.part("test")
-    test_metrics = binary_metrics(test.labels, predict(best, test.images), thr)
+    test_metrics = binary_metrics(test.labels, predict_probs(best, test.images), thr)
     ops, float_ops = float_ops_of(best, size)
 
     save_qat_model(best, run.qat_model_path)

@@ -100,8 +100,10 @@ def _setup_device(cfg: TrainConfig):
     return strategy, {"gpus": len(gpus), "mixed_precision": bool(mp), "replicas": strategy.num_replicas_in_sync}
 
 
-def predict_probs(model, images: np.ndarray, batch_size: int = 512, input_size: int | None = None) -> np.ndarray:
-    """IDC probabilities of a Keras model in inference mode, in chunks (memmaps stay on disk)."""
+def predict_probs(model, images: np.ndarray, batch_size: int = 512, input_size: int | None = None,
+                  training: bool = False) -> np.ndarray:
+    """IDC probabilities of a Keras model (inference mode unless ``training``), in chunks
+    (memmaps stay on disk)."""
     from edgecnn._tf import tf
     from edgecnn.preprocess import to_float
 
@@ -111,7 +113,7 @@ def predict_probs(model, images: np.ndarray, batch_size: int = 512, input_size: 
         x = to_float(np.asarray(images[i:i + batch_size]))
         if x.shape[1] != input_size:
             x = tf.image.resize(x, (input_size, input_size)).numpy()
-        out[i:i + batch_size] = model(x, training=False).numpy()[:, 1]
+        out[i:i + batch_size] = model(x, training=training).numpy()[:, 1]
     return out
 
 
