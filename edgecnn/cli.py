@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgecnn import __version__
@@ -34,9 +35,13 @@ def metrics_table(title: str, m: dict) -> Table:
         if k in m:
             v = m[k]
             t.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+        if k == "balanced_accuracy" and m.get("balanced_accuracy_ci95"):
+            lo, hi = m["balanced_accuracy_ci95"]
+            t.add_row("  95% interval (patients resampled)", f"{lo:.4f}–{hi:.4f}")
     cm = m.get("confusion_matrix")
     if cm:
-        t.add_row("confusion [[tn fp] [fn tp]]", str(cm))
+        # escape: rich would read the brackets as markup tags and print "confusion [ ]".
+        t.add_row(escape("confusion [[tn fp] [fn tp]]"), str(cm))
     return t
 
 
@@ -86,7 +91,9 @@ def train_cmd(
     model: str = typer.Option("basic_cnn", "--model", "-m", help="Network name; see `edgecnn models`."),
     epochs: Optional[int] = typer.Option(None, help="Maximum epochs, default 30 (early stopping may end sooner). With --resume: the new budget."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Patches per training step."),
-    lr: float = typer.Option(1e-3, help="Adam learning rate (halved after --lr-patience epochs without gain)."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate: the peak of --lr-schedule."),
+    lr_schedule: str = typer.Option("plateau", "--lr-schedule", help="plateau (halve after 3 epochs without a validation gain) or cosine (warm-up, then a cosine down to 0 at the last epoch)."),
+    ema: float = typer.Option(0.0, "--ema", help="Score and keep a moving average of the weights with this decay per step (e.g. 0.999); 0 = off."),
     balance: str = typer.Option("weights", help="Class balance: weights (class-weighted loss), undersample (50/50 as the seed), none."),
     input_size: Optional[int] = typer.Option(None, "--input-size", help="Model input in pixels. basic_cnn: 50. vgg13: 224 on GPU, 64 on CPU."),
     seed_order: bool = typer.Option(False, "--seed-order", help="Keep the seed's Conv(relu)→BN order (QAT then needs a custom config)."),
@@ -118,7 +125,7 @@ def train_cmd(
     try:
         src = None if resume else resolve_data(data)
         cfg = TrainConfig(out=str(out), data=str(src.path) if src else None, model=model, epochs=epochs or 30,
-                          batch_size=batch_size, lr=lr, balance=balance, input_size=input_size, seed_order=seed_order,
+                          batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, ema=ema, balance=balance, input_size=input_size, seed_order=seed_order,
                           seed=seed, split=split, official_split_dir=str(official_split) if official_split else None,
                           val=val, test=test, patience=patience, swa_epochs=swa_epochs, border=border, augment=not no_augment, color_jitter=color_jitter,
                           mixed_precision=mixed_precision, multi_gpu=multi_gpu, steps_per_epoch=steps_per_epoch,

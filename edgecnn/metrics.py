@@ -127,3 +127,33 @@ def agreement(p_ref: np.ndarray, p_other: np.ndarray, threshold: float = 0.5) ->
         "agreement": float(np.mean((a >= threshold) == (b >= threshold))) if a.size else float("nan"),
         "max_abs_dp": float(np.max(np.abs(a - b))) if a.size else float("nan"),
     }
+
+
+def patient_bootstrap_bac(y_true: np.ndarray, p_idc: np.ndarray, patients: np.ndarray, threshold: float,
+                          n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """95 % interval of balanced accuracy from resampling *patients* with replacement.
+
+    Patches of one patient are strongly correlated (one slide, one stain), so the uncertainty of
+    a score on a few dozen unseen patients is set by the patients, not by the patch count; a
+    patch-level interval would be several times too narrow.
+    """
+    y = np.asarray(y_true, dtype=np.int64).ravel()
+    pred = (np.asarray(p_idc, dtype=np.float64).ravel() >= threshold).astype(np.int64)
+    _, inv = np.unique(np.asarray(patients).ravel(), return_inverse=True)
+    k = int(inv.max()) + 1 if inv.size else 0
+    if k < 2:
+        return {"balanced_accuracy_ci95": None, "n_boot": 0}
+    # Per patient: [tp, fn, tn, fp]; a replicate's totals are its patient multiplicities @ this.
+    counts = np.zeros((k, 4))
+    for j, mask in enumerate(((y == 1) & (pred == 1), (y == 1) & (pred == 0), (y == 0) & (pred == 0), (y == 0) & (pred == 1))):
+        counts[:, j] = np.bincount(inv[mask], minlength=k)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, k, size=(n_boot, k))
+    mult = np.zeros((n_boot, k))
+    np.add.at(mult, (np.repeat(np.arange(n_boot), k), draws.ravel()), 1.0)
+    tp, fn, tn, fp = (mult @ counts).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bac = (tp / (tp + fn) + tn / (tn + fp)) / 2.0
+    bac = bac[np.isfinite(bac)]   # replicates that drew no patch of one class say nothing
+    lo, hi = np.percentile(bac, [2.5, 97.5])
+    return {"balanced_accuracy_ci95": [float(lo), float(hi)], "n_boot": int(bac.size)}

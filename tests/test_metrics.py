@@ -37,3 +37,23 @@ def test_agreement():
     assert a["max_abs_dp"] == pytest.approx(0.2)
     with pytest.raises(ValueError):
         agreement(np.zeros(2), np.zeros(3))
+
+
+def test_patient_bootstrap_interval():
+    from edgecnn.metrics import patient_bootstrap_bac
+
+    rng = np.random.default_rng(0)
+    patients = np.repeat([f"p{i}" for i in range(30)], 100)
+    y = (rng.random(patients.size) < 0.4).astype(int)
+    # Half the patients are read perfectly, half are read at chance: the score depends on
+    # which patients are drawn, so the interval must be wide (patch-level iid would be ±0.01).
+    good = np.isin(patients, [f"p{i}" for i in range(15)])
+    p = np.where(good, y, rng.random(patients.size))
+    point = binary_metrics(y, p, 0.5)["balanced_accuracy"]
+    lo, hi = patient_bootstrap_bac(y, p, patients, 0.5)["balanced_accuracy_ci95"]
+    assert lo < point < hi and hi - lo > 0.08
+    # Identical patients: nothing varies between them, the interval is narrow.
+    p_same = np.clip(y * 0.6 + rng.random(patients.size) * 0.5, 0, 1)
+    lo2, hi2 = patient_bootstrap_bac(y, p_same, patients, 0.55)["balanced_accuracy_ci95"]
+    assert hi2 - lo2 < (hi - lo) / 2
+    assert patient_bootstrap_bac(y[:100], p[:100], patients[:100], 0.5)["balanced_accuracy_ci95"] is None

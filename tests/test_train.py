@@ -101,7 +101,8 @@ def test_bad_config_values(idc_data, tmp_path):
     from edgecnn.train.fit import TrainConfig, train
 
     for kw, msg in [({"balance": "oversample"}, "balance"), ({"model": "resnet"}, "unknown model"),
-                    ({"val": 0.6, "test": 0.5}, "leave patients")]:
+                    ({"val": 0.6, "test": 0.5}, "leave patients"), ({"lr_schedule": "step"}, "lr-schedule"),
+                    ({"ema": 1.5}, "--ema")]:
         with pytest.raises(ValueError, match=msg):
             train(TrainConfig(out=str(tmp_path / "bad"), data=str(idc_data), **kw), progress=False)
 
@@ -148,3 +149,42 @@ def test_weight_average_candidate(idc_data, tmp_path):
     else:
         assert info["val_balanced_accuracy"] == max(h["val_balanced_accuracy"] for h in hist)
     assert (run.ckpt_dir / "swa.npz").exists()
+
+
+def test_cosine_schedule_shape():
+    from edgecnn.train.schedule import cosine_lr
+
+    lrs = [cosine_lr(1e-3, s, 100, warmup_steps=10) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(a <= b for a, b in zip(lrs[:10], lrs[1:10]))      # warm-up rises
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))       # then only falls
+    assert lrs[55] == pytest.approx(5e-4) and lrs[-1] < 1e-6
+    assert cosine_lr(1e-3, 500, 100) == 0.0                       # past the end stays at 0
+
+
+def test_ema_cosine_run_and_resume(idc_data, tmp_path):
+    """--ema scores and keeps the moving average (not the raw weights), --lr-schedule cosine
+    follows its curve, and both carry over a resume."""
+    import numpy as np
+
+    from edgecnn._tf import keras
+    from edgecnn.train.fit import TrainConfig, train
+    from edgecnn.train.schedule import cosine_lr
+
+    steps = 6
+    cfg = TrainConfig(out=str(tmp_path / "ema"), data=str(idc_data), epochs=2, batch_size=32, steps_per_epoch=steps,
+                      max_patients=24, ema=0.99, lr_schedule="cosine", warmup_epochs=1, patience=10)
+    run = train(cfg, progress=False)
+    run = train(TrainConfig(out=cfg.out), resume=True, progress=False, epochs=3)
+    hist = read_json(run.history_path)
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert hist[0]["lr"] == pytest.approx(1e-3)                   # end of the warm-up epoch
+    assert hist[2]["lr"] == pytest.approx(cosine_lr(1e-3, 3 * steps - 1, 3 * steps, steps), rel=1e-4)
+    with np.load(run.ckpt_dir / "ema.npz") as z:
+        assert int(z["updates"]) == 3 * steps                     # resumed average, not restarted
+        shadow = [z[f"w{i}"] for i in range(len(z.files) - 1)]
+    kept = [w.numpy() for w in keras.models.load_model(run.model_path).trainable_weights]
+    raw = [w.numpy() for w in keras.models.load_model(run.ckpt_dir / "last.keras").trainable_weights]
+    assert any(not np.allclose(k, r) for k, r in zip(kept, raw)), "kept model holds the raw weights"
+    if run.model_info()["epoch"] == 3:
+        assert all(np.allclose(k, s) for k, s in zip(kept, shadow))

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from edgecnn.fsutil import atomic_path, read_json, write_json
-from edgecnn.metrics import best_threshold, binary_metrics
+from edgecnn.metrics import best_threshold, binary_metrics, patient_bootstrap_bac
 from edgecnn.train.run import RunError, RunFolder
+from edgecnn.train.schedule import SCHEDULES
 
 BALANCE_MODES = ("weights", "undersample", "none")
 
@@ -36,7 +37,10 @@ class TrainConfig:
     test: float = 0.15
     patience: int = 8              # epochs without val BAC gain before stopping
     swa_epochs: int = 0            # also try the average of the last N epochs' weights (0 = off)
-    lr_patience: int = 3           # epochs without gain before the learning rate halves
+    lr_patience: int = 3           # plateau schedule: epochs without gain before the learning rate halves
+    lr_schedule: str = "plateau"   # plateau | cosine (see schedule.py)
+    warmup_epochs: int = 1         # cosine schedule: linear warm-up epochs
+    ema: float = 0.0               # decay of the weights' moving average that gets scored (0 = off)
     border: str = "pad"
     augment: bool = True
     color_jitter: float = 1.0      # multiplier of the pipeline's colour-jitter ranges
@@ -52,6 +56,10 @@ class TrainConfig:
         model_info(self.model)
         if self.balance not in BALANCE_MODES:
             raise ValueError(f"--balance must be one of {', '.join(BALANCE_MODES)}, not {self.balance!r}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"--lr-schedule must be one of {', '.join(SCHEDULES)}, not {self.lr_schedule!r}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"--ema must be 0 (off) or a decay in (0, 1) such as 0.999, not {self.ema}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs and batch size must be ≥ 1 and the learning rate > 0")
         if not (0 < self.val < 1 and 0 <= self.test < 1 and self.val + self.test < 1):
@@ -137,7 +145,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
     from edgecnn.models import create_model
     from edgecnn.train.bn import recompute_bn_statistics
     from edgecnn.train.plots import save_plots
+    from edgecnn.train.ema import WeightEMA
     from edgecnn.train.progress import EpochBar
+    from edgecnn.train.schedule import cosine_callback
 
     run = RunFolder(Path(cfg.out))
     state_path = run.ckpt_dir / "state.json"
@@ -202,6 +212,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                           weighted_metrics=[])
 
+    # On resume the average is read back from ckpt/ema.npz. It is written before last.keras and
+    # state.json: a kill in between replays one epoch on top of an average that already holds it.
+    ema = WeightEMA(model, cfg.ema, run.ckpt_dir / "ema.npz") if cfg.ema else None
     swa_path = run.ckpt_dir / "swa.npz"
     window = _load_window(swa_path) if resume and cfg.swa_epochs else []
     state = read_json(state_path) if resume else {
@@ -221,7 +234,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
                           input_size=input_size,
                           sample_weights=weights, indices=train_idx)
         with EpochBar(f"epoch {epoch + 1}/{cfg.epochs}", steps, progress) as bar:
-            h = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[bar.callback])
+            callbacks = [bar.callback]
+            if cfg.lr_schedule == "cosine":
+                callbacks.append(cosine_callback(model, cfg.lr, epoch, steps, cfg.epochs, cfg.warmup_epochs))
+            if ema is not None:
+                callbacks.append(ema.callback())
+            h = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
+        if cfg.lr_schedule == "cosine":
+            state["lr"] = float(keras.backend.get_value(model.optimizer.learning_rate))
+        if ema is not None:
+            ema.swap_in()
         recompute_bn_statistics(model, tr.images, seed=cfg.seed + epoch, input_size=input_size)
         p_val = predict_probs(model, va.images, input_size=input_size)
         thr, val_bac = best_threshold(va.labels, p_val)
@@ -245,11 +267,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
         else:
             state["stale"] += 1
             state["lr_stale"] += 1
-            if state["lr_stale"] >= cfg.lr_patience:
+            if cfg.lr_schedule == "plateau" and state["lr_stale"] >= cfg.lr_patience:
                 state["lr"] = float(state["lr"]) * 0.5
                 state["lr_stale"] = 0
                 keras.backend.set_value(model.optimizer.learning_rate, state["lr"])
         state["epoch"] = epoch + 1
+        if ema is not None:
+            ema.swap_out()
+            ema.save()
         if cfg.swa_epochs:
             window = (window + [model.get_weights()])[-cfg.swa_epochs:]
             _save_window(swa_path, window)
@@ -328,4 +353,5 @@ def evaluate_patches(model, patches, threshold: float, input_size: int | None = 
     p = predict_probs(model, patches.images, input_size=input_size)
     m = binary_metrics(patches.labels, p, threshold)
     m["n_patients"] = len(patches.patient_ids)
+    m.update(patient_bootstrap_bac(patches.labels, p, patches.patients, threshold))
     return m
