@@ -166,6 +166,9 @@ def evaluate_cmd(
         fail(str(e))
     if json_out != "-":
         Console().print(metrics_table(f"{target} on {data}", m))
+    source = m["model"].get("threshold_from", "")
+    if threshold is None and source.startswith("default"):
+        err.print(f"[yellow]warning:[/] {target}: threshold {source}")
     emit_json(m, json_out)
 
 

@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from edgecnn.fsutil import atomic_path, read_json, write_bytes
+from edgecnn.fsutil import atomic_path, read_json, write_bytes, write_json
 from edgecnn.manifest import read_manifest
 from edgecnn.train.run import RunFolder
 
@@ -19,6 +19,8 @@ def main(run_dir: str, out_dir: str) -> None:
     with atomic_path(out / "basic_cnn-fp32.keras") as tmp:
         run.load_model().save(tmp)
     cfg, info, test = run.config(), run.model_info(), read_json(run.metrics_path)
+    # Its threshold and input size, where `edgecnn evaluate` and `bench --keras-ref` look for them.
+    write_json(out / "basic_cnn-fp32.json", {**info, "source_run": str(run.path)})
     qat = read_json(run.qat_dir / "metrics.json") if (run.qat_dir / "metrics.json").exists() else {}
     split = read_json(run.split_path)
     rows = []
@@ -52,7 +54,8 @@ def main(run_dir: str, out_dir: str) -> None:
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-`basic_cnn-fp32.keras` is the float Keras model, kept as the reference for benchmarks.
+`basic_cnn-fp32.keras` is the float Keras model, kept as the reference for benchmarks;
+`basic_cnn-fp32.json` beside it holds its threshold, which `edgecnn evaluate` applies.
 
 ## Limits
 

@@ -188,3 +188,28 @@ def test_ema_cosine_run_and_resume(idc_data, tmp_path):
     assert any(not np.allclose(k, r) for k, r in zip(kept, raw)), "kept model holds the raw weights"
     if run.model_info()["epoch"] == 3:
         assert all(np.allclose(k, s) for k, s in zip(kept, shadow))
+
+
+def test_bare_keras_file_uses_its_sidecar_threshold(tiny_run, idc_data, tmp_path):
+    """A .keras file is scored at the threshold in the JSON of the same stem beside it (a run's
+    model.json, the release's basic_cnn-fp32.json); without one at 0.5, with a warning."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from edgecnn.cli import app
+
+    one = _patients_folder(idc_data, tiny_run.split().test[:1], tmp_path / "one")
+    r = CliRunner().invoke(app, ["evaluate", str(tiny_run.model_path), "--data", str(one), "--json", "-"])
+    assert r.exit_code == 0, r.output
+    js = json.loads(r.stdout[r.stdout.index("{"):])
+    assert js["threshold"] == pytest.approx(tiny_run.model_info()["threshold"])
+    assert js["model"]["threshold_from"].endswith("model.json") and "warning" not in r.output
+
+    bare = tmp_path / "bare" / "basic_cnn-fp32.keras"
+    bare.parent.mkdir()
+    shutil.copyfile(tiny_run.model_path, bare)
+    r = CliRunner().invoke(app, ["evaluate", str(bare), "--data", str(one), "--json", "-"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout[r.stdout.index("{"):])["threshold"] == 0.5
+    assert "warning" in r.stderr and "basic_cnn-fp32.json" in r.stderr

@@ -150,7 +150,8 @@ def _keras_ref(ref: str | Path) -> dict[str, Any]:
     if p.is_dir():
         model_file, meta_file, cfg_file = p / "model.keras", p / "model.json", p / "config.json"
     elif p.suffix == ".keras":
-        model_file, meta_file, cfg_file = p, p.with_name("model.json"), p.with_name("config.json")
+        # Same sidecar rule as evaluate.keras_threshold: the JSON of the same stem.
+        model_file, meta_file, cfg_file = p, p.with_suffix(".json"), p.with_name("config.json")
     else:
         raise BenchError(f"--keras-ref {p}: pass a run folder (with model.keras) or a .keras file")
     if not model_file.exists():

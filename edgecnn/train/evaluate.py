@@ -39,7 +39,8 @@ def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, ru
         from edgecnn.train.fit import predict_probs
 
         model = keras.models.load_model(target, compile=False)
-        return predict_probs(model, images), 0.5, {"kind": "keras", "file": str(target)}
+        thr, source = keras_threshold(target)
+        return predict_probs(model, images), thr, {"kind": "keras", "file": str(target), "threshold_from": source}
     if target.suffix in SUFFIX_RUNTIME:
         from edgecnn.runtime import load
 
@@ -49,6 +50,24 @@ def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, ru
     raise FileNotFoundError(
         f"{target}: not a run folder, .keras model or exported artifact "
         f"({', '.join(sorted(SUFFIX_RUNTIME))}); pass what `edgecnn train` or `edgecnn export` wrote")
+
+
+def keras_threshold(path: Path) -> tuple[float, str]:
+    """The operating threshold of a bare ``.keras`` file and where it came from.
+
+    It sits in the JSON of the same stem beside it: ``model.json`` for a run's ``model.keras``
+    (and ``qat/``), ``basic_cnn-fp32.json`` for the release's float reference. Without one,
+    0.5 is all there is, and the caller says so: scoring at 0.5 instead of the validation
+    threshold costs points of balanced accuracy.
+    """
+    from edgecnn.fsutil import read_json
+
+    meta = path.with_suffix(".json")
+    if meta.exists():
+        thr = read_json(meta).get("threshold")
+        if thr is not None:
+            return float(thr), str(meta)
+    return 0.5, "default 0.5 (no threshold in " + meta.name + " beside the model; pass --threshold)"
 
 
 def evaluate(target: str | Path, data: str | Path, threshold: float | None = None, qat: bool = False,
