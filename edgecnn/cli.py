@@ -42,6 +42,13 @@ def metrics_table(title: str, m: dict) -> Table:
     if cm:
         # escape: rich would read the brackets as markup tags and print "confusion [ ]".
         t.add_row(escape("confusion [[tn fp] [fn tp]]"), str(cm))
+    big = m.get("largest_patient")
+    if big and m.get("n_patients", 0) > 1:
+        t.add_row("largest patient (share of patches)", f"{big['patient']} ({big['share']:.0%})")
+    worst = sorted((r for r in m.get("per_patient") or [] if r["n_patches"] >= 10), key=lambda r: r["accuracy"])[:3]
+    if worst:
+        t.add_row("least accurate patients (≥10 patches)",
+                  ", ".join(f"{r['patient']} {r['accuracy']:.2f}/{r['n_patches']}" for r in worst))
     return t
 
 

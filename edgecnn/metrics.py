@@ -157,3 +157,35 @@ def patient_bootstrap_bac(y_true: np.ndarray, p_idc: np.ndarray, patients: np.nd
     bac = bac[np.isfinite(bac)]   # replicates that drew no patch of one class say nothing
     lo, hi = np.percentile(bac, [2.5, 97.5])
     return {"balanced_accuracy_ci95": [float(lo), float(hi)], "n_boot": int(bac.size)}
+
+
+def per_patient(y_true: np.ndarray, p_idc: np.ndarray, patients: np.ndarray, threshold: float) -> list[dict[str, Any]]:
+    """One row per patient: patches, IDC patches, accuracy and the confusion counts.
+
+    A pooled score leans on the patients with the most patches (a complete slide can hold a
+    third of a test set); these rows show which slides carry the errors.
+    """
+    y = np.asarray(y_true, dtype=np.int64).ravel()
+    pred = np.asarray(p_idc, dtype=np.float64).ravel() >= threshold
+    patients = np.asarray(patients).ravel()
+    rows = []
+    for pid in sorted(set(patients.tolist())):
+        k = patients == pid
+        yk, pk = y[k] == 1, pred[k]
+        tp, fp = int((yk & pk).sum()), int((~yk & pk).sum())
+        fn, tn = int((yk & ~pk).sum()), int((~yk & ~pk).sum())
+        rows.append({"patient": str(pid), "n_patches": int(k.sum()), "n_idc": tp + fn,
+                     "accuracy": (tp + tn) / int(k.sum()), "tp": tp, "fp": fp, "fn": fn, "tn": tn})
+    return rows
+
+
+def patient_report(y_true: np.ndarray, p_idc: np.ndarray, patients: np.ndarray, threshold: float) -> dict[str, Any]:
+    """The patient-level additions to ``binary_metrics``: the 95 % interval, the per-patient
+    rows and the share of the largest patient."""
+    rows = per_patient(y_true, p_idc, patients, threshold)
+    n = sum(r["n_patches"] for r in rows)
+    largest = max(rows, key=lambda r: r["n_patches"]) if rows else None
+    return {**patient_bootstrap_bac(y_true, p_idc, patients, threshold),
+            "n_patients": len(rows),
+            "largest_patient": {"patient": largest["patient"], "share": largest["n_patches"] / n} if largest else None,
+            "per_patient": rows}

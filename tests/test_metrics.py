@@ -57,3 +57,19 @@ def test_patient_bootstrap_interval():
     lo2, hi2 = patient_bootstrap_bac(y, p_same, patients, 0.55)["balanced_accuracy_ci95"]
     assert hi2 - lo2 < (hi - lo) / 2
     assert patient_bootstrap_bac(y[:100], p[:100], patients[:100], 0.5)["balanced_accuracy_ci95"] is None
+
+
+def test_per_patient_rows_add_up():
+    from edgecnn.metrics import patient_report
+
+    patients = np.array(["a"] * 6 + ["b"] * 2)
+    y = np.array([1, 1, 0, 0, 0, 0, 1, 0])
+    p = np.array([.9, .2, .8, .1, .1, .1, .7, .6])
+    r = patient_report(y, p, patients, 0.5)
+    a, b = r["per_patient"]
+    assert (a["patient"], a["tp"], a["fn"], a["fp"], a["tn"]) == ("a", 1, 1, 1, 3) and a["accuracy"] == pytest.approx(4 / 6)
+    assert (b["tp"], b["fp"], b["n_idc"]) == (1, 1, 1)
+    assert r["largest_patient"] == {"patient": "a", "share": 0.75} and r["n_patients"] == 2
+    cm = binary_metrics(y, p, 0.5)["confusion_matrix"]
+    assert [[sum(x["tn"] for x in (a, b)), sum(x["fp"] for x in (a, b))],
+            [sum(x["fn"] for x in (a, b)), sum(x["tp"] for x in (a, b))]] == cm

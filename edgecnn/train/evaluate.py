@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.formats import SUFFIX_RUNTIME
-from edgecnn.metrics import binary_metrics, patient_bootstrap_bac
+from edgecnn.metrics import binary_metrics, patient_report
 
 
 def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, runtime: str | None = None,
@@ -84,8 +84,7 @@ def evaluate(target: str | Path, data: str | Path, threshold: float | None = Non
     if threshold is not None:
         thr = threshold
     m = binary_metrics(patches.labels, p, thr)
-    m["n_patients"] = len(patches.patient_ids)
-    m.update(patient_bootstrap_bac(patches.labels, p, patches.patients, thr))
+    m.update(patient_report(patches.labels, p, patches.patients, thr))
     m["data"] = str(data)
     m["model"] = desc
     m["skipped_files"] = patches.report.get("n_skipped", 0)

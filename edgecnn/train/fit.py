@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.fsutil import atomic_path, read_json, write_json
-from edgecnn.metrics import best_threshold, binary_metrics, patient_bootstrap_bac
+from edgecnn.metrics import best_threshold, binary_metrics, patient_report
 from edgecnn.train.run import RunError, RunFolder
 from edgecnn.train.schedule import SCHEDULES
 
@@ -352,6 +352,5 @@ def evaluate_patches(model, patches, threshold: float, input_size: int | None = 
         raise RunError("no patches to evaluate (empty split or folder)")
     p = predict_probs(model, patches.images, input_size=input_size)
     m = binary_metrics(patches.labels, p, threshold)
-    m["n_patients"] = len(patches.patient_ids)
-    m.update(patient_bootstrap_bac(patches.labels, p, patches.patients, threshold))
+    m.update(patient_report(patches.labels, p, patches.patients, threshold))
     return m
