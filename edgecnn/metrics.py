@@ -129,6 +129,17 @@ def agreement(p_ref: np.ndarray, p_other: np.ndarray, threshold: float = 0.5) ->
     }
 
 
+def _patient_counts(y_true: np.ndarray, p_idc: np.ndarray, patients: np.ndarray, threshold: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(patient ids, counts): counts[i] = [tp, fn, tn, fp] of patient ids[i] at ``threshold``."""
+    y = np.asarray(y_true, dtype=np.int64).ravel() == 1
+    pred = np.asarray(p_idc, dtype=np.float64).ravel() >= threshold
+    ids, inv = np.unique(np.asarray(patients).astype(str).ravel(), return_inverse=True)
+    counts = np.stack([np.bincount(inv[m], minlength=len(ids))
+                       for m in (y & pred, y & ~pred, ~y & ~pred, ~y & pred)], axis=1).astype(np.float64)
+    return ids, counts
+
+
 def patient_bootstrap_bac(y_true: np.ndarray, p_idc: np.ndarray, patients: np.ndarray, threshold: float,
                           n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
     """95 % interval of balanced accuracy from resampling *patients* with replacement.
@@ -137,18 +148,12 @@ def patient_bootstrap_bac(y_true: np.ndarray, p_idc: np.ndarray, patients: np.nd
     a score on a few dozen unseen patients is set by the patients, not by the patch count; a
     patch-level interval would be several times too narrow.
     """
-    y = np.asarray(y_true, dtype=np.int64).ravel()
-    pred = (np.asarray(p_idc, dtype=np.float64).ravel() >= threshold).astype(np.int64)
-    _, inv = np.unique(np.asarray(patients).ravel(), return_inverse=True)
-    k = int(inv.max()) + 1 if inv.size else 0
+    counts = _patient_counts(y_true, p_idc, patients, threshold)[1]
+    k = len(counts)
     if k < 2:
         return {"balanced_accuracy_ci95": None, "n_boot": 0}
-    # Per patient: [tp, fn, tn, fp]; a replicate's totals are its patient multiplicities @ this.
-    counts = np.zeros((k, 4))
-    for j, mask in enumerate(((y == 1) & (pred == 1), (y == 1) & (pred == 0), (y == 0) & (pred == 0), (y == 0) & (pred == 1))):
-        counts[:, j] = np.bincount(inv[mask], minlength=k)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, k, size=(n_boot, k))
+    # A replicate's confusion counts are its patient multiplicities times the per-patient counts.
+    draws = np.random.default_rng(seed).integers(0, k, size=(n_boot, k))
     mult = np.zeros((n_boot, k))
     np.add.at(mult, (np.repeat(np.arange(n_boot), k), draws.ravel()), 1.0)
     tp, fn, tn, fp = (mult @ counts).T
@@ -165,17 +170,12 @@ def per_patient(y_true: np.ndarray, p_idc: np.ndarray, patients: np.ndarray, thr
     A pooled score leans on the patients with the most patches (a complete slide can hold a
     third of a test set); these rows show which slides carry the errors.
     """
-    y = np.asarray(y_true, dtype=np.int64).ravel()
-    pred = np.asarray(p_idc, dtype=np.float64).ravel() >= threshold
-    patients = np.asarray(patients).ravel()
+    ids, counts = _patient_counts(y_true, p_idc, patients, threshold)
     rows = []
-    for pid in sorted(set(patients.tolist())):
-        k = patients == pid
-        yk, pk = y[k] == 1, pred[k]
-        tp, fp = int((yk & pk).sum()), int((~yk & pk).sum())
-        fn, tn = int((yk & ~pk).sum()), int((~yk & ~pk).sum())
-        rows.append({"patient": str(pid), "n_patches": int(k.sum()), "n_idc": tp + fn,
-                     "accuracy": (tp + tn) / int(k.sum()), "tp": tp, "fp": fp, "fn": fn, "tn": tn})
+    for pid, (tp, fn, tn, fp) in zip(ids.tolist(), counts.astype(int).tolist()):
+        n = tp + fn + tn + fp
+        rows.append({"patient": pid, "n_patches": n, "n_idc": tp + fn, "accuracy": (tp + tn) / n,
+                     "tp": tp, "fp": fp, "fn": fn, "tn": tn})
     return rows
 
 

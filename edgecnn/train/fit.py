@@ -144,8 +144,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
     from edgecnn.data.pipeline import make_dataset
     from edgecnn.models import create_model
     from edgecnn.train.bn import recompute_bn_statistics
-    from edgecnn.train.plots import save_plots
     from edgecnn.train.ema import WeightEMA
+    from edgecnn.train.plots import save_plots
     from edgecnn.train.progress import EpochBar
     from edgecnn.train.schedule import cosine_callback
 
