@@ -23,6 +23,10 @@ def main(run_dir: str, out_dir: str) -> None:
     write_json(out / "basic_cnn-fp32.json", {**info, "source_run": str(run.path)})
     qat = read_json(run.qat_dir / "metrics.json") if (run.qat_dir / "metrics.json").exists() else {}
     split = read_json(run.split_path)
+    ci = test.get("balanced_accuracy_ci95")
+    # With a few dozen test patients the interval is the honest size of the claim.
+    ci_text = (f" (95 % interval {ci[0]:.3f}–{ci[1]:.3f} from resampling the {test['n_patients']} test patients)"
+               if ci else "")
     rows = []
     for f in sorted(out.iterdir()):
         m = read_manifest(f, required=False) if f.suffix in (".tflite", ".onnx") else None
@@ -44,7 +48,7 @@ def main(run_dir: str, out_dir: str) -> None:
 - Training: {cfg['epochs']} epochs max, early stopping on validation balanced accuracy (best epoch {info['epoch']}),
   batch {cfg['batch_size']}, Adam {cfg['lr']}, class-weighted loss, colour jitter ×{cfg.get('color_jitter', 1.0)},
   {test.get('train_seconds', 0) / 60:.0f} min on 2 CPU cores. Threshold {info['threshold']:.3f} chosen on validation patients.
-- Float model on the test patients: balanced accuracy {test['balanced_accuracy']:.4f}, accuracy {test['accuracy']:.4f},
+- Float model on the test patients: balanced accuracy {test['balanced_accuracy']:.4f}{ci_text}, accuracy {test['accuracy']:.4f},
   IDC F1 {test['f1']:.4f}, ROC AUC {test['roc_auc']:.4f}.
 - QAT: validation balanced accuracy float {qat.get('val_bac_float', float('nan')):.4f} → QAT {qat.get('val_bac_qat', float('nan')):.4f}.
 
