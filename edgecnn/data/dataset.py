@@ -181,9 +181,9 @@ def _decode_all(listing: Listing, out: np.ndarray, border: str, patch_size: int,
     n_workers = workers or min(8, 2 * (os.cpu_count() or 2))
     kept: list[int] = []
     stats: dict[str, Any] = {"sizes": Counter(), "padded": 0, "dropped": 0, "smaller": 0, "skipped": []}
-    bar = _progress_bar(len(files)) if progress else None
+    bar = _decode_bar(len(files), progress)
     try:
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        with bar, ThreadPoolExecutor(max_workers=n_workers) as pool:
             for ci, chunk in enumerate(pool.map(work, range(0, len(files), _CHUNK))):
                 for j, (d, reason) in enumerate(chunk):
                     i = ci * _CHUNK + j
@@ -201,26 +201,21 @@ def _decode_all(listing: Listing, out: np.ndarray, border: str, patch_size: int,
                     stats["padded"] += int(d.padded)
                     out[len(kept)] = d.image
                     kept.append(i)
-                if bar is not None:
-                    bar[0].update(bar[1], advance=len(chunk))
+                bar.advance(len(chunk))
     finally:
-        if bar is not None:
-            bar[0].stop()
         if zf is not None:
             zf.close()
     return kept, stats
 
 
-def _progress_bar(total: int):
+def _decode_bar(total: int, enabled: bool):
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    prog = Progress(
-        TextColumn("decoding patches"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=False,
-    )
-    prog.start()
-    return prog, prog.add_task("decode", total=total)
+    from edgecnn.progress import Bar
+
+    return Bar(TextColumn("decoding patches"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               total=total, enabled=enabled, console=Console(stderr=True), transient=False)
 
 
 def _make_report(path: Path, listing: Listing, files: list[PatchFile], stats: dict, border: str,

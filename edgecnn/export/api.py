@@ -10,6 +10,7 @@ from typing import Any
 from edgecnn.export.errors import ExportError, ToolMissing
 from edgecnn.formats import FormatSpec, format_names, formats_for, get_format
 from edgecnn.manifest import manifest_path, write_manifest
+from edgecnn.progress import Bar
 from edgecnn.quantize.rundata import as_run
 from edgecnn.train.run import RunError, RunFolder
 
@@ -135,11 +136,14 @@ def export_run(
 
     ctx = ExportContext(run, out_dir, io=io, batch=batch, data=data, limit=limit,
                         calib_size=CALIB_SIZE if calib_size is None else calib_size, seed=seed, console=console)
-    bar = _bar(progress, len(targets))
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    bar = Bar(TextColumn("export"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+              TimeElapsedColumn(), total=len(targets), enabled=progress)
     try:
         with bar:
             for spec, path in targets:
-                bar.step(f"{spec.key} → {path.name}")
+                bar.describe(f"{spec.key} → {path.name}")
                 extra = _exporter(spec)(ctx, spec, path)
                 manifest = build_manifest(ctx, spec, extra)
                 # Written once before the check so the runtime reads (and sha256-verifies) what a device will.
@@ -149,37 +153,7 @@ def export_run(
                 from edgecnn.manifest import read_manifest
 
                 results.append(read_manifest(path))
-                bar.done()
+                bar.advance()
     finally:
         ctx.close()
     return results
-
-
-class _bar:
-    """A rich progress bar across artifacts (or nothing)."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled = enabled
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.p = Progress(TextColumn("export"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("{task.description}"), TimeElapsedColumn(), transient=True)
-            self.task = self.p.add_task("", total=total)
-
-    def __enter__(self):
-        if self.enabled:
-            self.p.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.p.__exit__(*exc)
-
-    def step(self, what: str) -> None:
-        if self.enabled:
-            self.p.update(self.task, description=what)
-
-    def done(self) -> None:
-        if self.enabled:
-            self.p.advance(self.task)
