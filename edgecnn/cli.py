@@ -7,7 +7,7 @@ quantize, export), so `edgecnn scan` and `edgecnn bench` run on the TF-free devi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecnn import __version__
-from edgecnn.clikit import JSON_HELP, emit_json, err, fail
+from edgecnn.clikit import JSON_HELP, MULTI_DATA_HELP, data_spec, emit_json, err, fail
 
 app = typer.Typer(
     name="edgecnn",
@@ -94,7 +94,7 @@ def models_cmd(
 @app.command("train")
 def train_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to create (e.g. runs/basic). Holds model, split, metrics, plots."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Kaggle-layout folder or zip. Default: $EDGECNN_DATA, else Kaggle download, else synthetic."),
+    data: Optional[List[str]] = typer.Option(None, "--data", "-d", help="Kaggle-layout folder or zip. Default: $EDGECNN_DATA, else Kaggle download, else synthetic." + MULTI_DATA_HELP),
     model: str = typer.Option("basic_cnn", "--model", "-m", help="Network name; see `edgecnn models`."),
     epochs: Optional[int] = typer.Option(None, help="Maximum epochs, default 30 (early stopping may end sooner). With --resume: the new budget."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Patches per training step."),
@@ -114,6 +114,7 @@ def train_cmd(
     border: str = typer.Option("pad", help="Border patches smaller than 50×50: pad (with white) or drop."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Turn off flips, rotations and colour jitter."),
     color_jitter: float = typer.Option(1.0, "--color-jitter", help="Scale the colour-jitter ranges (brightness ±0.05, contrast/saturation ±10%, hue ±0.02 at 1.0; 0 = off)."),
+    stain_jitter: float = typer.Option(0.0, "--stain-jitter", help="H&E stain augmentation: scale and shift each image's haematoxylin/eosin densities (HED space) by up to this much; 0.05 light, 0.2 strong, 0 = off."),
     mixed_precision: str = typer.Option("auto", help="auto (on when a GPU is found), on, off."),
     multi_gpu: bool = typer.Option(False, "--multi-gpu", help="Mirror training over every visible GPU (tf.distribute)."),
     steps_per_epoch: Optional[int] = typer.Option(None, help="Cap steps per epoch (smoke runs)."),
@@ -131,10 +132,10 @@ def train_cmd(
 
     try:
         src = None if resume else resolve_data(data)
-        cfg = TrainConfig(out=str(out), data=str(src.path) if src else None, model=model, epochs=epochs or 30,
+        cfg = TrainConfig(out=str(out), data=src.spec if src else None, model=model, epochs=epochs or 30,
                           batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, ema=ema, balance=balance, input_size=input_size, seed_order=seed_order,
                           seed=seed, split=split, official_split_dir=str(official_split) if official_split else None,
-                          val=val, test=test, patience=patience, swa_epochs=swa_epochs, border=border, augment=not no_augment, color_jitter=color_jitter,
+                          val=val, test=test, patience=patience, swa_epochs=swa_epochs, border=border, augment=not no_augment, color_jitter=color_jitter, stain_jitter=stain_jitter,
                           mixed_precision=mixed_precision, multi_gpu=multi_gpu, steps_per_epoch=steps_per_epoch,
                           max_patients=max_patients)
         run = train(cfg, resume=resume, progress=not quiet, console=console, epochs=epochs)
@@ -152,27 +153,35 @@ def train_cmd(
 @app.command("evaluate")
 def evaluate_cmd(
     target: Path = typer.Argument(..., help="A run folder, a .keras model, or an exported artifact (.tflite, .onnx, .xml, .engine)."),
-    data: str = typer.Option(..., "--data", "-d", help="Kaggle-layout folder or zip; every patch is scored (no split)."),
+    data: Optional[List[str]] = typer.Option(None, "--data", "-d", help="Kaggle-layout folder or zip. Default: $EDGECNN_DATA." + MULTI_DATA_HELP),
     qat: bool = typer.Option(False, "--qat", help="With a run folder: score its QAT model instead of the float one."),
     threshold: Optional[float] = typer.Option(None, help="Override the stored operating threshold."),
     runtime: Optional[str] = typer.Option(None, help="Runtime for an artifact (litert, onnxruntime, openvino, tensorrt); default from the suffix."),
+    split: Optional[Path] = typer.Option(None, "--split", help="split.json, or a run folder holding one: score only its --part patients (the honest number). Without it every patch is scored."),
+    part: str = typer.Option("test", "--part", help="Which part of --split: test, val or train."),
+    tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: mean over the 8 rotations/mirrors of each patch (8× the compute)."),
     border: str = typer.Option("pad", help="Border patches smaller than 50×50: pad or drop."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Load an artifact even if its sha256 differs from the manifest."),
     json_out: Optional[str] = typer.Option(None, "--json", help=JSON_HELP),
 ):
     """Score a model on a data folder: accuracy, balanced accuracy, IDC F1, ROC AUC, confusion matrix.
 
-    Example: edgecnn evaluate runs/basic --data ~/blind-patients --json blind.json
+    Examples: edgecnn evaluate runs/basic --split runs/basic --data ~/idc   (its test patients)
+              edgecnn evaluate exported/release/basic_cnn-int8-qat.tflite --data ~/blind-patients --tta --json blind.json
     """
+    from edgecnn.data.source import resolve_data
     from edgecnn.train.evaluate import evaluate
 
     try:
+        data = resolve_data(data, allow_download=False, allow_synthetic=False).spec
         m = evaluate(target, data, threshold=threshold, qat=qat, runtime=runtime, border=border, progress=True,
-                     verify=not no_verify)
+                     verify=not no_verify, split=split, part=part, tta=tta)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         fail(str(e))
     if json_out != "-":
         Console().print(metrics_table(f"{target} on {data}", m))
+    for w in m["warnings"]:
+        err.print(f"[yellow]warning:[/] {escape(w)}")
     source = m["model"].get("threshold_from", "")
     if threshold is None and source.startswith("default"):
         err.print(f"[yellow]warning:[/] {target}: threshold {source}")

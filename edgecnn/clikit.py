@@ -17,6 +17,17 @@ from edgecnn.fsutil import json_default
 err = Console(stderr=True, soft_wrap=True)
 
 JSON_HELP = "Write the result as JSON to FILE, or - for stdout (then stdout holds only the JSON)."
+MULTI_DATA_HELP = (" Repeat --data to read several sources as one (e.g. --data idc --data idc-more; a patch in both is"
+                   " counted once); $EDGECNN_DATA may list several, separated by ':'.")
+
+
+def data_spec(values: Optional[list]) -> Optional[str]:
+    """Repeated --data values as the one string load_patches and config.json take (None if none)."""
+    if not values:
+        return None
+    from edgecnn.data.sources import join_sources
+
+    return join_sources(values)
 
 
 def fail(msg: Any, code: int = 2) -> None:

@@ -6,7 +6,7 @@ Other modules add commands to ``app`` (e.g. ``edgecnn.data.mosaic`` adds ``mosai
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 from rich.console import Console
@@ -27,8 +27,9 @@ _out = Console()
 
 PathArg = typer.Argument(
     None,
-    help="Data folder or Kaggle zip in the layout <patient>/<0|1>/<patient>_idx5_x<X>_y<Y>_class<0|1>.png. "
-    "Default: $EDGECNN_DATA, else a Kaggle download (kagglehub + credentials), else a synthetic stand-in.",
+    help="Data folder(s) or Kaggle zip(s) in the layout <patient>/<0|1>/<patient>_idx5_x<X>_y<Y>_class<0|1>.png; "
+    "several are read as one (a patch in two is counted once). "
+    "Default: $EDGECNN_DATA (several separated by ':'), else a Kaggle download (kagglehub + credentials), else a synthetic stand-in.",
     show_default=False,
 )
 BorderOpt = typer.Option("pad", "--border", help="Patches smaller than 50x50 (slide edges): 'pad' with white, or 'drop'.")
@@ -36,18 +37,18 @@ StrictOpt = typer.Option(False, "--strict", help="Fail on the first bad file ins
 JsonOpt = typer.Option(None, "--json", help="Also write the result as JSON to FILE ('-' prints JSON only, to stdout).")
 
 
-def _load(path: Optional[Path], border: str, strict: bool, quiet: bool):
+def _load(path: Optional[List[Path]], border: str, strict: bool, quiet: bool):
     from edgecnn.data.dataset import load_patches
     from edgecnn.data.source import resolve_data
 
     src = resolve_data(path, quiet=quiet)
-    ps = load_patches(src.path, border=border, strict=strict, progress=not quiet)
+    ps = load_patches(src.spec, border=border, strict=strict, progress=not quiet)
     return src, ps
 
 
 @app.command()
 def info(
-    path: Optional[Path] = PathArg,
+    path: Optional[List[Path]] = PathArg,
     border: str = BorderOpt,
     strict: bool = StrictOpt,
     json_out: Optional[str] = JsonOpt,
@@ -92,6 +93,10 @@ def _print_info(r: dict[str, Any], max_skipped: int = 20) -> None:
                   + (" ..." if len(smaller) > 12 else ""))
     t.add_row("skipped", f"{r['n_skipped']}" + (f" {r['skipped_by_reason']}" if r["n_skipped"] else ""))
     t.add_row("duplicates ignored", str(r["duplicates_ignored"]))
+    for s in r.get("sources", []):
+        t.add_row("  source", f"{escape(s['source'])}: {s['n_patches']:,} patches, {s['n_patients']} patients")
+    if "cross_source_duplicates" in r:
+        t.add_row("in two sources (kept once)", str(r["cross_source_duplicates"]))
     t.add_row("other files ignored", str(r["n_ignored"]))
     t.add_row("cache", f"{r['cache_key']} ({'hit' if r['from_cache'] else 'decoded now'})")
     _out.print(t)
@@ -129,7 +134,7 @@ def synth(
 
 @app.command()
 def split(
-    path: Optional[Path] = PathArg,
+    path: Optional[List[Path]] = PathArg,
     out: Path = typer.Option(..., "--out", help="Where to write the split JSON (e.g. runs/NAME/split.json)."),
     official: Optional[Path] = typer.Option(
         None, "--official",

@@ -82,7 +82,7 @@ class PatchSet:
 
 
 def load_patches(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Sequence[str | os.PathLike],
     border: str = "pad",
     strict: bool = False,
     cache: bool = True,
@@ -96,10 +96,18 @@ def load_patches(
     ``DataError`` when ``strict``. Border patches smaller than ``patch_size`` are padded with
     white or dropped (``border``; see ``edgecnn.data.decode``). Decoded patches are cached
     under ``cache_dir()/patches/<key>/`` and memory-mapped on the next call.
+
+    ``path`` may name several sources (a sequence, or one string separated by ``os.pathsep``):
+    each is read and cached on its own, then merged (``edgecnn.data.sources``).
     """
     if border not in BORDER_RULES:
         raise ValueError(f"border must be one of {BORDER_RULES}, not {border!r}")
-    path = Path(path).expanduser()
+    from edgecnn.data.sources import merge_patchsets, parse_sources
+
+    paths = parse_sources(path)
+    if len(paths) > 1:
+        return merge_patchsets([load_patches(p, border, strict, cache, progress, patch_size, workers) for p in paths])
+    path = paths[0]
     if progress:
         from rich.console import Console
 

@@ -6,8 +6,11 @@ Augmentation is per image, vectorised over the batch with stateless ops seeded f
 ``Dataset.random`` stream: the same ``seed`` gives the same batches, and each epoch differs.
 
 Augmentation suits histology, where orientation means nothing and staining varies:
-the 8 dihedral transforms (flips + transposition = all 90-degree rotations and mirrors) and
-mild colour jitter (brightness, contrast, saturation, hue), clipped to [0, 1].
+the 8 dihedral transforms (flips + transposition = all 90-degree rotations and mirrors),
+mild colour jitter (brightness, contrast, saturation, hue), clipped to [0, 1], and optionally
+H&E stain jitter in HED space (Tellez et al. 2018): each image's haematoxylin, eosin and DAB
+densities are scaled by U(1-s, 1+s) and shifted by U(-s, s), the stain variation between
+labs and scanners that RGB jitter only imitates.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ BRIGHTNESS = 0.05      # additive, in [0, 1] units
 CONTRAST = 0.10        # factor in [1 - c, 1 + c]
 SATURATION = 0.10      # factor in [1 - s, 1 + s]
 HUE = 0.02             # shift in turns of the colour wheel
+
+# Ruifrok & Johnston's H&E-DAB stain vectors (as in scikit-image's rgb_from_hed), rows normalised.
+_RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+_RGB_FROM_HED = _RGB_FROM_HED / np.linalg.norm(_RGB_FROM_HED, axis=1, keepdims=True)
+_HED_FROM_RGB = np.linalg.inv(_RGB_FROM_HED)
+_OD_FLOOR = 1.0 / 255.0   # a black pixel's optical density stays finite
 
 
 def _gather_fn(images: np.ndarray, labels: np.ndarray, weights: np.ndarray | None):
@@ -38,14 +47,27 @@ def _gather_fn(images: np.ndarray, labels: np.ndarray, weights: np.ndarray | Non
     return gather
 
 
-def augment_batch(x: "tf.Tensor", seed: "tf.Tensor", jitter: float = 1.0) -> "tf.Tensor":
+def stain_jitter(x: "tf.Tensor", seed: "tf.Tensor", sigma: float) -> "tf.Tensor":
+    """HED-space stain augmentation of float32 [0, 1] NHWC images, one draw per image and stain."""
+    b = tf.shape(x)[0]
+    s1, s2 = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2))
+    alpha = tf.random.stateless_uniform([b, 1, 1, 3], s1, minval=1 - sigma, maxval=1 + sigma)
+    beta = tf.random.stateless_uniform([b, 1, 1, 3], s2, minval=-sigma, maxval=sigma)
+    od = -tf.math.log(tf.maximum(x, _OD_FLOOR))
+    hed = tf.tensordot(od, tf.constant(_HED_FROM_RGB, tf.float32), axes=1)
+    od = tf.tensordot(hed * alpha + beta, tf.constant(_RGB_FROM_HED, tf.float32), axes=1)
+    return tf.clip_by_value(tf.exp(-od), 0.0, 1.0)
+
+
+def augment_batch(x: "tf.Tensor", seed: "tf.Tensor", jitter: float = 1.0, stain: float = 0.0) -> "tf.Tensor":
     """Random dihedral transform + colour jitter per image; ``x`` is float32 [0, 1] NHWC, square.
 
     ``jitter`` scales every colour range (0 turns colour jitter off): stain colour differs far
     more between patients' slides than within one, so stronger jitter trades fit for transfer.
+    ``stain`` is the HED jitter's sigma (0 = off; 0.05 is Tellez's "light", 0.2 "strong").
     """
     b = tf.shape(x)[0]
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=8)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=9)
 
     def coin(i):
         return tf.random.stateless_uniform([b, 1, 1, 1], seeds[i]) < 0.5
@@ -56,6 +78,8 @@ def augment_batch(x: "tf.Tensor", seed: "tf.Tensor", jitter: float = 1.0) -> "tf
     x = tf.where(coin(0), tf.transpose(x, [0, 2, 1, 3]), x)
     x = tf.where(coin(1), tf.reverse(x, axis=[2]), x)
     x = tf.where(coin(2), tf.reverse(x, axis=[1]), x)
+    if stain > 0:
+        x = stain_jitter(x, seeds[8], stain)
 
     if jitter <= 0:
         return x
@@ -79,6 +103,7 @@ def make_dataset(
     seed: int = 0,
     augment: bool = True,
     jitter: float = 1.0,
+    stain: float = 0.0,
     input_size: int | None = None,
     sample_weights: np.ndarray | None = None,
     indices: np.ndarray | None = None,
@@ -126,7 +151,7 @@ def make_dataset(
             raise ValueError(f"augmentation needs square patches, got {h}x{w}")
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda batch, s: (augment_batch(batch[0], s, jitter), *batch[1:]),
+            lambda batch, s: (augment_batch(batch[0], s, jitter, stain), *batch[1:]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
         )
     if input_size is not None and (input_size != h or input_size != w):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from edgecnn.data.layout import KAGGLE_DATASET, DataError, layout_help
+from edgecnn.data.sources import join_sources, parse_sources
 from edgecnn.paths import cache_dir
 
 Kind = Literal["explicit", "env", "kaggle", "synthetic"]
@@ -22,12 +23,18 @@ Kind = Literal["explicit", "env", "kaggle", "synthetic"]
 
 @dataclass(frozen=True)
 class DataSource:
-    path: Path
+    path: Path                      # the first (often only) source
     kind: Kind
     note: str = ""
+    paths: tuple[Path, ...] = ()    # every source, when several were given
 
     def __fspath__(self) -> str:
         return str(self.path)
+
+    @property
+    def spec(self) -> str:
+        """What ``load_patches`` and a run's config.json take: the sources joined by ``os.pathsep``."""
+        return join_sources(self.paths or (self.path,))
 
     @property
     def synthetic(self) -> bool:
@@ -58,6 +65,13 @@ def _kaggle_download() -> tuple[Path | None, str]:
         return None, f"kagglehub download failed: {type(e).__name__}: {e}"
 
 
+def _existing(paths: list[Path], kind: Kind, missing: str) -> DataSource:
+    for p in paths:
+        if not p.exists():
+            raise DataError(missing.format(p=p) + "\n" + layout_help(p))
+    return DataSource(paths[0], kind, paths=tuple(paths))
+
+
 def synthetic_dir() -> Path:
     return cache_dir() / "synthetic"
 
@@ -70,21 +84,18 @@ def warn(message: str) -> None:
     Console(stderr=True).print(Panel(escape(message), title="[bold red]WARNING: SYNTHETIC DATA", border_style="red"))
 
 
-def resolve_data(path: str | os.PathLike | None = None, allow_download: bool = True,
+def resolve_data(path=None, allow_download: bool = True,
                  allow_synthetic: bool = True, quiet: bool = False) -> DataSource:
-    """The data folder (or zip) a command should read, and which source it came from."""
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.exists():
-            raise DataError(f"data path {p} does not exist.\n" + layout_help(p))
-        return DataSource(p, "explicit")
+    """The data folder(s) or zip(s) a command should read, and where they came from.
+
+    ``path``: one path, a list (``--data A --data B``), or an ``os.pathsep``-joined string.
+    """
+    if path is not None and (isinstance(path, (str, os.PathLike)) or len(path)):
+        return _existing(parse_sources(path), "explicit", "data path {p} does not exist.")
     env = os.environ.get("EDGECNN_DATA")
     if env:
-        p = Path(env).expanduser()
-        if not p.exists():
-            # Set but wrong is a mistake to fix, not a reason to silently train on fake data.
-            raise DataError(f"EDGECNN_DATA={env} does not exist; fix or unset it.\n" + layout_help(p))
-        return DataSource(p, "env")
+        # Set but wrong is a mistake to fix, not a reason to silently train on fake data.
+        return _existing(parse_sources(env), "env", f"EDGECNN_DATA={env}: {{p}} does not exist; fix or unset it.")
     reason = "download disabled"
     if allow_download:
         got, reason = _kaggle_download()

@@ -6,11 +6,11 @@ Registered on the main app by edgecnn/cli.py:  app.command("quantize")(quantize)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from edgecnn.clikit import JSON_HELP, emit_json, fail
+from edgecnn.clikit import JSON_HELP, MULTI_DATA_HELP, data_spec, emit_json, fail
 from edgecnn.formats import FORMATS
 
 _FORMAT_TABLE = "\n".join(f"  {f.format:<9} {f.precision:<9} {f.description}" for f in FORMATS)
@@ -25,7 +25,7 @@ def quantize(
     batch_size: Annotated[int, typer.Option(help="Patches per training step.")] = 64,
     bn: Annotated[str, typer.Option(help="BatchNorm during QAT: freeze (default: inference mode, stats kept), "
                                          "reestimate (train, then recompute stats) or train.")] = "freeze",
-    data: Annotated[Optional[Path], typer.Option(help="Data folder, if not the one in the run's config.json.")] = None,
+    data: Annotated[Optional[List[Path]], typer.Option(help="Data folder, if not the one in the run's config.json." + MULTI_DATA_HELP)] = None,
     limit: Annotated[Optional[int], typer.Option(help="Use at most this many patches per split part (quick try).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted QAT run from <run>/qat/ckpt.")] = False,
     json_out: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
@@ -45,7 +45,7 @@ def quantize(
     as_json = json_out == "-"
     console = Console(stderr=True)
     try:
-        m = quantize_run(run, epochs=epochs, lr=lr, batch_size=batch_size, data=data, progress=not as_json,
+        m = quantize_run(run, epochs=epochs, lr=lr, batch_size=batch_size, data=data_spec(data), progress=not as_json,
                          resume=resume, bn=bn, limit=limit, console=None if as_json else console)
     except (RunError, ValueError) as e:
         fail(e)
@@ -69,7 +69,7 @@ def export(
     force: Annotated[bool, typer.Option(help="Overwrite artifacts that already exist.")] = False,
     batch: Annotated[Optional[str], typer.Option(help="Batch size baked in: an integer, or 'dynamic' "
                                                       "(default: resizable/dynamic).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Data folder, if not the one in the run's config.json.")] = None,
+    data: Annotated[Optional[List[Path]], typer.Option(help="Data folder, if not the one in the run's config.json." + MULTI_DATA_HELP)] = None,
     limit: Annotated[Optional[int], typer.Option(help="Check on at most this many patches per split part.")] = None,
     json_out: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
 ) -> None:
@@ -93,7 +93,7 @@ def export(
     as_json = json_out == "-"
     console = Console(stderr=as_json)
     try:
-        res = export_run(run, format, precision, out=out, force=force, io=io, batch=batch, data=data,
+        res = export_run(run, format, precision, out=out, force=force, io=io, batch=batch, data=data_spec(data),
                          progress=not as_json, limit=limit, console=None if as_json else console)
     except (ExportError, RunError, ValueError) as e:
         fail(e)

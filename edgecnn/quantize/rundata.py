@@ -65,9 +65,12 @@ def _load_all(run: RunFolder, data: Any):
     if not path:
         raise RunError(f"{run.config_path}: no \"data\" entry, so the run's patches cannot be found; "
                        "pass the data folder explicitly (--data PATH)")
-    if not Path(path).expanduser().exists():
-        raise RunError(f"{run.path}: the run's data folder {path} does not exist here; "
-                       "pass the folder holding the IDC patches with --data PATH")
+    from edgecnn.data.sources import parse_sources
+
+    for p in parse_sources(path):
+        if not p.exists():
+            raise RunError(f"{run.path}: the run's data folder {p} does not exist here; "
+                           "pass the folder(s) holding the IDC patches with --data PATH")
     try:
         return load_patches(path, border=cfg.get("border", "pad"))
     except DataError as e:

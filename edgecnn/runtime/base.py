@@ -93,11 +93,21 @@ class Backend:
             "load_s": self.load_time_s, "threshold": self.threshold,
         }
 
-    def predict(self, patches: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """IDC probabilities (N,) float32 for uint8 RGB patches N×S×S×3 (or one S×S×3 patch)."""
+    def predict(self, patches: np.ndarray, batch_size: int = 64, tta: bool = False) -> np.ndarray:
+        """IDC probabilities (N,) float32 for uint8 RGB patches N×S×S×3 (or one S×S×3 patch).
+
+        ``tta``: the mean over the 8 dihedral views (edgecnn.tta), at 8× the cost.
+        """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
         x = self._check(patches)
+        if tta:
+            from edgecnn.tta import tta_predict
+
+            return tta_predict(lambda v: self._predict_checked(v, batch_size), x)
+        return self._predict_checked(x, batch_size)
+
+    def _predict_checked(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         n = x.shape[0]
         out = np.empty(n, dtype=np.float32)
         step = self.fixed_batch or min(batch_size, self.max_batch or batch_size)
@@ -112,9 +122,9 @@ class Backend:
             out[i:i + m] = self._to_probs(raw)[:m, self._positive]
         return out
 
-    def predict_labels(self, patches: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    def predict_labels(self, patches: np.ndarray, batch_size: int = 64, tta: bool = False) -> np.ndarray:
         """0/1 labels (N,) int8 at the manifest's threshold (IDC when p >= threshold)."""
-        return (self.predict(patches, batch_size) >= self.threshold).astype(np.int8)
+        return (self.predict(patches, batch_size, tta=tta) >= self.threshold).astype(np.int8)
 
     def close(self) -> None:
         self._close()

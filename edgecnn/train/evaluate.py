@@ -16,7 +16,7 @@ from edgecnn.metrics import binary_metrics, patient_report
 
 
 def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, runtime: str | None = None,
-                   verify: bool = True) -> tuple[np.ndarray, float, dict[str, Any]]:
+                   verify: bool = True, tta: bool = False) -> tuple[np.ndarray, float, dict[str, Any]]:
     """IDC probabilities of ``target`` on uint8 patches, its threshold, and a description."""
     target = Path(target)
     if target.is_dir():
@@ -32,7 +32,7 @@ def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, ru
 
             qinfo = run.qat_dir / "model.json"
             thr = read_json(qinfo).get("threshold", thr) if qinfo.exists() else thr
-        return predict_probs(model, images, input_size=int(info["input_size"])), float(thr), {
+        return predict_probs(model, images, input_size=int(info["input_size"]), tta=tta), float(thr), {
             "kind": "keras", "run": str(target), "qat": qat, "model": info["model"]}
     if target.suffix == ".keras":
         from edgecnn._tf import keras
@@ -40,12 +40,12 @@ def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, ru
 
         model = keras.models.load_model(target, compile=False)
         thr, source = keras_threshold(target)
-        return predict_probs(model, images), thr, {"kind": "keras", "file": str(target), "threshold_from": source}
+        return predict_probs(model, images, tta=tta), thr, {"kind": "keras", "file": str(target), "threshold_from": source}
     if target.suffix in SUFFIX_RUNTIME:
         from edgecnn.runtime import load
 
         backend = load(target, runtime=runtime, verify=verify)
-        return backend.predict(images), float(backend.threshold), {
+        return backend.predict(images, tta=tta), float(backend.threshold), {
             "kind": "artifact", "file": str(target), "runtime": backend.runtime, "precision": backend.precision}
     raise FileNotFoundError(
         f"{target}: not a run folder, .keras model or exported artifact "
@@ -72,20 +72,74 @@ def keras_threshold(path: Path) -> tuple[float, str]:
 
 def evaluate(target: str | Path, data: str | Path, threshold: float | None = None, qat: bool = False,
              runtime: str | None = None, border: str = "pad", progress: bool = False,
-             verify: bool = True) -> dict[str, Any]:
+             verify: bool = True, split: str | Path | None = None, part: str = "test",
+             tta: bool = False) -> dict[str, Any]:
+    """Metrics of ``target`` on ``data`` (one or several sources, see load_patches).
+
+    ``split`` (a split.json or a run folder holding one) keeps only its ``part`` patients.
+    Without it every patch is scored, and ``m["warnings"]`` says when some belong to patients
+    the model trained on (found through the run's or the artifact folder's split.json).
+    """
     from edgecnn.data import load_patches
 
     if not Path(target).exists():
         raise FileNotFoundError(f"{target}: no such run folder or model file")
     patches = load_patches(data, border=border, progress=progress)
+    warnings: list[str] = []
+    if split is not None:
+        patches = _select_part(patches, split, part)
+    else:
+        warnings += _trained_patient_warning(target, patches)
     if len(patches) == 0:
         raise ValueError(f"{data}: no patches to evaluate")
-    p, thr, desc = predict_target(target, patches.images, qat=qat, runtime=runtime, verify=verify)
+    p, thr, desc = predict_target(target, patches.images, qat=qat, runtime=runtime, verify=verify, tta=tta)
     if threshold is not None:
         thr = threshold
     m = binary_metrics(patches.labels, p, thr)
     m.update(patient_report(patches.labels, p, patches.patients, thr))
     m["data"] = str(data)
+    m["split"] = None if split is None else {"file": str(split), "part": part}
+    m["tta"] = tta
     m["model"] = desc
     m["skipped_files"] = patches.report.get("n_skipped", 0)
+    m["warnings"] = warnings
     return m
+
+
+def _split_file(where: str | Path) -> Path:
+    p = Path(where)
+    return p / "split.json" if p.is_dir() else p
+
+
+def _select_part(patches, split: str | Path, part: str):
+    from edgecnn.data.split import Split
+
+    f = _split_file(split)
+    if not f.exists():
+        raise FileNotFoundError(f"--split {split}: no split.json there (a run folder or exported/release has one)")
+    ids = Split.load(f).parts().get(part)
+    if ids is None:
+        raise ValueError(f"--part must be train, val or test; got {part!r}")
+    present = sorted(set(ids) & set(patches.patient_ids))
+    if not present:
+        raise ValueError(f"--split {f}: none of its {len(ids)} {part} patients is in the data; "
+                         "pass the data the split was made from")
+    return patches.select(present)
+
+
+def _trained_patient_warning(target: str | Path, patches) -> list[str]:
+    """A warning when the data holds patients the model was trained on (scores look too good)."""
+    from edgecnn.data.split import Split
+
+    t = Path(target)
+    f = _split_file(t) if t.is_dir() else t.parent / "split.json"
+    if not f.exists():
+        return []
+    try:
+        seen = set(Split.load(f).train) & set(patches.patient_ids)
+    except Exception:  # a damaged split must not stop an evaluation; it only loses the warning
+        return []
+    if not seen:
+        return []
+    return [f"{len(seen)} of the {len(patches.patient_ids)} patients in the data are training patients of this "
+            f"model ({f}): the score is optimistic. Pass --split {f} to score its test patients only."]

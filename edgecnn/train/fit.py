@@ -44,6 +44,7 @@ class TrainConfig:
     border: str = "pad"
     augment: bool = True
     color_jitter: float = 1.0      # multiplier of the pipeline's colour-jitter ranges
+    stain_jitter: float = 0.0      # HED stain augmentation sigma (0 = off)
     mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
     multi_gpu: bool = False
     steps_per_epoch: int | None = None   # cap, for smoke runs and tests
@@ -109,12 +110,16 @@ def _setup_device(cfg: TrainConfig):
 
 
 def predict_probs(model, images: np.ndarray, batch_size: int = 512, input_size: int | None = None,
-                  training: bool = False) -> np.ndarray:
+                  training: bool = False, tta: bool = False) -> np.ndarray:
     """IDC probabilities of a Keras model (inference mode unless ``training``), in chunks
-    (memmaps stay on disk)."""
+    (memmaps stay on disk); ``tta``: mean over the 8 dihedral views (edgecnn.tta)."""
     from edgecnn._tf import tf
     from edgecnn.preprocess import to_float
 
+    if tta:
+        from edgecnn.tta import tta_predict
+
+        return tta_predict(lambda v: predict_probs(model, v, batch_size, input_size, training), images)
     input_size = input_size or int(model.input_shape[1])
     out = np.empty(len(images), dtype=np.float32)
     for i in range(0, len(images), batch_size):
@@ -230,7 +235,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
         t0 = time.perf_counter()
         # A per-epoch seed keeps shuffling and augmentation reproducible across a resume.
         ds = make_dataset(tr.images, tr.labels, batch_size=cfg.batch_size, training=True,
-                          seed=cfg.seed * 1000 + epoch, augment=cfg.augment, jitter=cfg.color_jitter,
+                          seed=cfg.seed * 1000 + epoch, augment=cfg.augment, jitter=cfg.color_jitter, stain=cfg.stain_jitter,
                           input_size=input_size,
                           sample_weights=weights, indices=train_idx)
         with EpochBar(f"epoch {epoch + 1}/{cfg.epochs}", steps, progress) as bar:
