@@ -116,7 +116,8 @@ def train_cmd(
     color_jitter: float = typer.Option(1.0, "--color-jitter", help="Scale the colour-jitter ranges (brightness ±0.05, contrast/saturation ±10%, hue ±0.02 at 1.0; 0 = off)."),
     stain_jitter: float = typer.Option(0.0, "--stain-jitter", help="H&E stain augmentation: scale and shift each image's haematoxylin/eosin densities (HED space) by up to this much; 0.05 light, 0.2 strong, 0 = off."),
     mixed_precision: str = typer.Option("auto", help="auto (on when a GPU is found), on, off."),
-    multi_gpu: bool = typer.Option(False, "--multi-gpu", help="Mirror training over every visible GPU (tf.distribute)."),
+    multi_gpu: bool = typer.Option(False, "--multi-gpu", help="Same as --strategy mirrored."),
+    strategy: str = typer.Option("auto", "--strategy", help="tf.distribute: auto (mirrored when several GPUs), mirrored (every local GPU/device), multiworker (machines listed in TF_CONFIG), none."),
     steps_per_epoch: Optional[int] = typer.Option(None, help="Cap steps per epoch (smoke runs)."),
     max_patients: Optional[int] = typer.Option(None, help="Use only this many patients, chosen by --seed (smoke runs)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out from its last checkpoint."),
@@ -136,7 +137,7 @@ def train_cmd(
                           batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, ema=ema, balance=balance, input_size=input_size, seed_order=seed_order,
                           seed=seed, split=split, official_split_dir=str(official_split) if official_split else None,
                           val=val, test=test, patience=patience, swa_epochs=swa_epochs, border=border, augment=not no_augment, color_jitter=color_jitter, stain_jitter=stain_jitter,
-                          mixed_precision=mixed_precision, multi_gpu=multi_gpu, steps_per_epoch=steps_per_epoch,
+                          mixed_precision=mixed_precision, multi_gpu=multi_gpu, strategy=strategy, steps_per_epoch=steps_per_epoch,
                           max_patients=max_patients)
         run = train(cfg, resume=resume, progress=not quiet, console=console, epochs=epochs)
     except (ValueError, FileNotFoundError, RuntimeError) as e:

@@ -46,7 +46,8 @@ class TrainConfig:
     color_jitter: float = 1.0      # multiplier of the pipeline's colour-jitter ranges
     stain_jitter: float = 0.0      # HED stain augmentation sigma (0 = off)
     mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
-    multi_gpu: bool = False
+    multi_gpu: bool = False        # kept for old config.json files: same as strategy="mirrored"
+    strategy: str = "auto"         # auto | mirrored | multiworker | none (train/strategy.py)
     steps_per_epoch: int | None = None   # cap, for smoke runs and tests
     max_patients: int | None = None      # use only this many patients (smoke runs)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -101,10 +102,9 @@ def _setup_device(cfg: TrainConfig):
     gpus = tf.config.list_physical_devices("GPU")
     mp = cfg.mixed_precision == "on" or (cfg.mixed_precision == "auto" and gpus)
     keras.mixed_precision.set_global_policy("mixed_float16" if mp else "float32")
-    if cfg.multi_gpu and len(gpus) > 1:
-        strategy = tf.distribute.MirroredStrategy()
-    else:
-        strategy = tf.distribute.get_strategy()
+    from edgecnn.train.strategy import make_strategy
+
+    strategy = make_strategy("mirrored" if cfg.multi_gpu else cfg.strategy, len(gpus))
     keras.utils.set_random_seed(cfg.seed)
     return strategy, {"gpus": len(gpus), "mixed_precision": bool(mp), "replicas": strategy.num_replicas_in_sync}
 
