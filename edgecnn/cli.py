@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecnn import __version__
-from edgecnn.clikit import JSON_HELP, MULTI_DATA_HELP, data_spec, emit_json, err, fail
+from edgecnn.clikit import JSON_HELP, MULTI_DATA_HELP, Quiet, Verbose, data_spec, emit_json, err, fail, quiet_logs
 
 app = typer.Typer(
     name="edgecnn",
@@ -57,14 +57,20 @@ def _main(version: bool = typer.Option(False, "--version", help="Print the versi
     if version:
         typer.echo(__version__)
         raise typer.Exit()
+    quiet_logs()  # TensorFlow's own log lines stay hidden unless the command is given --verbose
 
 
 @app.command("models")
 def models_cmd(
     build: bool = typer.Option(False, "--build", help="Build each model (needs TensorFlow) and print its parameter count."),
     json_out: Optional[str] = typer.Option(None, "--json", help=JSON_HELP),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ):
-    """List the registered networks (the names `train --model` accepts)."""
+    """List the registered networks (the names `train --model` accepts).
+
+    Example: edgecnn models --build
+    """
     from edgecnn.models import list_models, model_info
 
     rows = []
@@ -122,7 +128,8 @@ def train_cmd(
     max_patients: Optional[int] = typer.Option(None, help="Use only this many patients, chosen by --seed (smoke runs)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out from its last checkpoint."),
     json_out: Optional[str] = typer.Option(None, "--json", help=JSON_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ):
     """Train a network on IDC patches with a patient-level split.
 
@@ -164,6 +171,8 @@ def evaluate_cmd(
     border: str = typer.Option("pad", help="Border patches smaller than 50×50: pad or drop."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Load an artifact even if its sha256 differs from the manifest."),
     json_out: Optional[str] = typer.Option(None, "--json", help=JSON_HELP),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ):
     """Score a model on a data folder: accuracy, balanced accuracy, IDC F1, ROC AUC, confusion matrix.
 
@@ -175,7 +184,7 @@ def evaluate_cmd(
 
     try:
         data = resolve_data(data, allow_download=False, allow_synthetic=False).spec
-        m = evaluate(target, data, threshold=threshold, qat=qat, runtime=runtime, border=border, progress=True,
+        m = evaluate(target, data, threshold=threshold, qat=qat, runtime=runtime, border=border, progress=not quiet,
                      verify=not no_verify, split=split, part=part, tta=tta)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         fail(str(e))

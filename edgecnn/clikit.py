@@ -1,17 +1,16 @@
-"""What every `edgecnn` command shares: the error console, `fail`, and `--json FILE|-` output.
-No TensorFlow here."""
+"""What every `edgecnn` command shares: the error console, `fail`, `--json FILE|-` output (strict
+JSON), and the `--quiet` / `--verbose` options. No TensorFlow here."""
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edgecnn.fsutil import json_default
+from edgecnn.fsutil import dumps_strict, json_default
 
 # soft_wrap: messages stay on one line, so logs and tests can grep them whatever the terminal width.
 err = Console(stderr=True, soft_wrap=True)
@@ -47,7 +46,7 @@ def emit_json(obj: Any, dest: Optional[str]) -> bool:
     """Write ``obj`` as JSON to ``dest`` (a file, atomically) or stdout for ``-``; True if stdout."""
     if dest is None:
         return False
-    text = json.dumps(obj, indent=2, default=to_jsonable)
+    text = dumps_strict(obj, to_jsonable)
     if dest == "-":
         sys.stdout.write(text + "\n")
         return True
@@ -56,3 +55,49 @@ def emit_json(obj: Any, dest: Optional[str]) -> bool:
     write_bytes(dest, (text + "\n").encode())
     err.print(f"JSON written to {dest}")
     return False
+
+
+QUIET_HELP = "No progress bars or progress messages; results, warnings and errors still print."
+VERBOSE_HELP = "Also show TensorFlow's, the converters' and the runtimes' own log lines (hidden by default)."
+
+
+def _verbose(value: bool) -> bool:
+    # A callback, so it acts while the options are parsed: before the command imports TensorFlow.
+    if value:
+        from edgecnn import logfilter
+
+        logfilter.set_verbose()
+    return value
+
+
+# Shared options: `quiet: Quiet = False, verbose: Verbose = False` in any command's signature.
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help=VERBOSE_HELP, callback=_verbose)]
+
+
+def quiet_logs() -> None:
+    """Hide TensorFlow's and LiteRT's native log lines for this process (the app callback calls it)."""
+    from edgecnn import logfilter
+
+    logfilter.install()
+
+
+def _hide_flag_types() -> None:
+    """typer 0.2x's rich help prints `<bool>` beside every flag (`--force <bool>`), which reads as if
+    the flag took a value. Flags take none: show no type for them."""
+    from typer.core import TyperOption
+
+    if getattr(TyperOption.display_type_rich, "_edgecnn", False):
+        return
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self, ctx):
+        if self.is_flag and self.metavar is None:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich._edgecnn = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_hide_flag_types()

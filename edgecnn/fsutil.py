@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -45,7 +46,13 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n").encode())
+    return write_bytes(path, (dumps_strict(obj) + "\n").encode())
+
+
+def dumps_strict(obj: Any, default: Callable[[Any], Any] | None = None, indent: int | None = 2) -> str:
+    """Strict JSON (RFC 8259): NaN and ±inf become null, since `NaN` breaks every other parser
+    (jq, JavaScript, Go). ``default`` converts other objects (json_default: numpy, paths)."""
+    return json.dumps(finite(obj, default or json_default), indent=indent, allow_nan=False)
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -59,6 +66,19 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def finite(o: Any, default: Callable[[Any], Any] = None) -> Any:
+    """``o`` with every non-finite float (numpy's too) as None; other objects through ``default``."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if o is None or isinstance(o, (str, int)):
+        return o
+    if isinstance(o, dict):
+        return {k: finite(v, default) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [finite(v, default) for v in o]
+    return finite((default or json_default)(o), default)
 
 
 def json_default(o: Any) -> Any:
