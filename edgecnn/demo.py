@@ -9,11 +9,13 @@ from __future__ import annotations
 import shlex
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from edgecnn.clikit import MULTI_DATA_HELP, Quiet, Verbose
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -35,29 +37,51 @@ def _step(app, title: str, args: list[str], allow_fail: bool = False) -> int:
     return rc
 
 
+def _reused(title: str, what: Path, how: str) -> None:
+    console.rule(f"[bold]{title}[/] [dim](reused)[/]")
+    console.print(f"reused {what} from an earlier demo; {how}", highlight=False)
+
+
+def _class_counts(patient: Path) -> tuple[int, int]:
+    return sum(1 for _ in patient.glob("0/*.png")), sum(1 for _ in patient.glob("1/*.png"))
+
+
 def _mosaic_patient(data: Path) -> Optional[Path]:
+    """A patient whose field of view shows IDC next to healthy tissue (a blank overlay shows nothing)."""
     for pid in FULL_GRID_PATIENTS:
-        if (data / pid).is_dir():
+        if (data / pid).is_dir() and _class_counts(data / pid)[1] > 0:
             return data / pid
-    # Any data (e.g. the synthetic stand-in): the patient with the most patches.
-    patients = [p for p in data.iterdir() if p.is_dir()] if data.is_dir() else []
-    if not patients:
+    # Any data (e.g. the synthetic stand-in): both classes present, then the most IDC patches.
+    counts = {p: _class_counts(p) for p in data.iterdir() if p.is_dir()} if data.is_dir() else {}
+    with_idc = {p: c for p, c in counts.items() if c[1] > 0}
+    if not with_idc:
         return None
-    return max(patients, key=lambda p: sum(1 for _ in p.glob("*/*.png")))
+    return max(with_idc, key=lambda p: (min(with_idc[p]) > 0, with_idc[p][1], sum(with_idc[p])))
+
+
+def _newer(path: Path, *than: Path) -> bool:
+    return path.exists() and all(not t.exists() or path.stat().st_mtime >= t.stat().st_mtime for t in than)
 
 
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Folder for every result of the demo."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Data folder. Default: $EDGECNN_DATA, else Kaggle download, else synthetic."),
+    data: Optional[List[str]] = typer.Option(None, "--data", "-d", help="Data folder. Default: $EDGECNN_DATA, else a Kaggle "
+                                             "download (kagglehub + Kaggle credentials), else a synthetic stand-in." + MULTI_DATA_HELP),
     epochs: int = typer.Option(4, help="Training epochs (a short demo schedule; the release model uses 40 with early stopping)."),
     qat_epochs: int = typer.Option(1, "--qat-epochs", help="QAT fine-tuning epochs."),
     fresh: bool = typer.Option(False, "--fresh", help="Delete --out first (otherwise finished steps are reused)."),
     quick: bool = typer.Option(False, "--quick", help="Shorter benchmark (1 thread, fewer runs), for smoke tests."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ):
-    """Run data → train → quantize → export → bench → scan end to end and print where the results are."""
+    """Run data → train → quantize → export → bench → scan end to end and print where the results are.
+
+    Steps whose results are already in --out are reused (and say so); --fresh starts over.
+
+    Example: edgecnn demo --data ~/idc --out demo-out --quick
+    """
     import shutil
 
-    from edgecnn.cli import app
     from edgecnn.data.source import resolve_data
 
     t0 = time.perf_counter()
@@ -65,44 +89,90 @@ def demo(
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     src = resolve_data(data)
-    console.print(f"data: [bold]{src.path}[/] ({src.kind})")
-    d = str(src.path)
-    run = out / "run"
-    exported = out / "exported"
+    console.print(f"data: [bold]{src.spec}[/] ({src.kind})")
+    # --verbose already acts process-wide (its option callback); --quiet goes to the steps that take it.
+    flags = ["--quiet"] if quiet else []
+    run, exported = out / "run", out / "exported"
+    steps = _Steps(out, src, flags)
+    steps.data()
+    steps.train(run, epochs)
+    steps.quantize(run, qat_epochs)
+    steps.export(run, exported)
+    gate = steps.bench(run, exported, quick)
+    scan_note = steps.scan(exported)
+    _summary(out, src, run, exported, gate, scan_note, time.perf_counter() - t0)
 
-    _step(app, "1/6 data", ["data", "info", d, "--json", str(out / "data.json")])
-    if not (run / "metrics.json").exists():
+
+class _Steps:
+    """The demo's steps, each the CLI command a user would type."""
+
+    def __init__(self, out: Path, src, flags: list[str]):
+        from edgecnn.cli import app
+
+        self.app, self.out, self.src, self.flags = app, out, src, flags
+        self.paths = [str(p) for p in (src.paths or (src.path,))]
+
+    def step(self, title: str, args: list[str], allow_fail: bool = False) -> int:
+        quiet = self.flags if args[0] in ("data", "train", "quantize", "export") else []
+        return _step(self.app, title, args + quiet, allow_fail)
+
+    def data(self) -> None:
+        self.step("1/6 data", ["data", "info", *self.paths, "--json", str(self.out / "data.json")])
+
+    def train(self, run: Path, epochs: int) -> None:
+        import shutil
+
+        if (run / "metrics.json").exists():
+            return _reused("2/6 train", run, "delete it or pass --fresh to train again")
         if (run / "ckpt" / "state.json").exists():
-            _step(app, "2/6 train (resume)", ["train", "--out", str(run), "--resume"])
-        else:
-            if run.exists():
-                shutil.rmtree(run)
-            _step(app, "2/6 train", ["train", "--data", d, "--out", str(run), "--epochs", str(epochs),
-                                     "--json", str(out / "train.json")])
-    if not (run / "qat" / "model.keras").exists() and not (run / "qat" / "model.h5").exists():
-        _step(app, "3/6 quantize", ["quantize", str(run), "--epochs", str(qat_epochs), "--json", str(out / "qat.json")])
-    _step(app, "4/6 export", ["export", str(run), "--format", "all", "--out", str(exported), "--force",
-                              "--json", str(out / "export.json")])
-    gate = _step(app, "5/6 bench", ["bench", str(exported), "--data", d, "--split", str(run / "split.json"),
-                                    "--threads", "1" if quick else "1,2", "--runs", "100" if quick else "300",
-                                    "--json", str(out / "bench.json"),
-                                    "--md", str(out / "bench.md"), "--plot", str(out / "bench.png")], allow_fail=True)
-    patient = _mosaic_patient(Path(d))
-    scan_note = "no patient folder to rebuild a field of view from"
-    if patient is not None:
+            self.step("2/6 train (resume)", ["train", "--out", str(run), "--resume"])
+            return
+        if run.exists():
+            shutil.rmtree(run)
+        data = [a for p in self.paths for a in ("--data", p)]
+        self.step("2/6 train", ["train", *data, "--out", str(run), "--epochs", str(epochs),
+                                "--json", str(self.out / "train.json")])
+
+    def quantize(self, run: Path, qat_epochs: int) -> None:
+        if (run / "qat" / "model.keras").exists() or (run / "qat" / "model.h5").exists():
+            return _reused("3/6 quantize", run / "qat", "delete it or pass --fresh to fine-tune again")
+        self.step("3/6 quantize", ["quantize", str(run), "--epochs", str(qat_epochs), "--json", str(self.out / "qat.json")])
+
+    def export(self, run: Path, exported: Path) -> None:
+        done = self.out / "export.json"
+        if _newer(done, run / "model.keras", run / "qat" / "model.keras"):
+            return _reused("4/6 export", exported, "newer than the models it came from")
+        self.step("4/6 export", ["export", str(run), "--format", "all", "--out", str(exported), "--force",
+                                 "--json", str(done)])
+
+    def bench(self, run: Path, exported: Path, quick: bool) -> int:
+        out = self.out
+        return self.step("5/6 bench", ["bench", str(exported), "--data", self.src.spec, "--split", str(run / "split.json"),
+                                       "--threads", "1" if quick else "1,2", "--runs", "100" if quick else "300",
+                                       "--json", str(out / "bench.json"), "--md", str(out / "bench.md"),
+                                       "--plot", str(out / "bench.png")], allow_fail=True)
+
+    def scan(self, exported: Path) -> str:
+        patient = _mosaic_patient(Path(self.paths[0]))
+        if patient is None:
+            return "no patient with IDC patches to rebuild a field of view from"
+        out = self.out
         mosaic = out / f"mosaic-{patient.name}.png"
-        _step(app, "6/6 scan", ["data", "mosaic", str(patient), "--out", str(mosaic),
-                                "--overlay-out", str(out / f"mosaic-{patient.name}.labels.png")])
+        self.step("6/6 scan", ["data", "mosaic", str(patient), "--out", str(mosaic),
+                               "--overlay-out", str(out / f"mosaic-{patient.name}.labels.png")])
         model = exported / "basic_cnn-int8-qat.tflite"
         args = ["scan", str(mosaic), "--out", str(out / "scan"), "--json", str(out / "scan.json")]
         if model.exists():
             args[2:2] = ["--model", str(model)]
-        _step(app, "6/6 scan", args)
-        scan_note = f"{out / 'scan'} (heat-map overlay of patient {patient.name})"
+        self.step("6/6 scan", args)
+        n0, n1 = _class_counts(patient)
+        return f"{out / 'scan'} (heat-map overlay of patient {patient.name}: {n1} IDC / {n0 + n1} patches)"
 
-    t = Table(title=f"edgecnn demo finished in {time.perf_counter() - t0:.0f} s — results")
+
+def _summary(out: Path, src, run: Path, exported: Path, gate: int, scan_note: str, seconds: float) -> None:
+    t = Table(title=f"edgecnn demo finished in {seconds:.0f} s — results")
     t.add_column("what"); t.add_column("where")
-    t.add_row("data", f"{src.path} ({src.kind})")
+    t.add_row("data", f"{src.spec} ({src.kind})")
     t.add_row("trained run (model, split, metrics, plots)", str(run))
     t.add_row("QAT model", str(run / "qat"))
     t.add_row("exported artifacts + manifests", str(exported))

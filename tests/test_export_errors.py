@@ -57,8 +57,9 @@ def test_existing_artifact_needs_force(export_run, tmp_path):
 
     (m,) = export(export_run, "tflite", "fp32", out=tmp_path, progress=False, limit=50, check_parts=("test",))
     before = (tmp_path / m["file"]).stat().st_mtime_ns
-    with pytest.raises(ExportError, match="--force"):
+    with pytest.raises(ExportError, match="--force") as e:
         export(export_run, "tflite", "fp32", out=tmp_path, progress=False)
+    assert "force=True" not in str(e.value)          # messages name the CLI flag, not the Python argument
     assert (tmp_path / m["file"]).stat().st_mtime_ns == before
     (m2,) = export(export_run, "tflite", "fp32", out=tmp_path, force=True, progress=False, limit=50,
                    check_parts=("test",))
@@ -79,3 +80,27 @@ def test_trt_without_gpu_fails_at_once(export_run, tmp_path):
         export(export_run, "trt", out=tmp_path, progress=False)
     assert time.perf_counter() - t0 < 5          # before any model load or conversion
     assert not any(tmp_path.iterdir())
+
+
+def test_failed_export_leaves_nothing_and_the_retry_runs(export_run, tmp_path):
+    """Artifacts are staged and moved in only when all passed: a late failure leaves no file (and
+    no staging folder) behind, so the retry needs no --force."""
+    from edgecnn.export import export_run as export
+    from edgecnn.train.run import RunError
+
+    run = tmp_path / "run"
+    shutil.copytree(export_run.path, run, ignore=shutil.ignore_patterns("qat", "ckpt", "plots"))
+    (run / "qat").mkdir()
+    (run / "qat" / "model.keras").write_bytes(b"\x00 a QAT model cut short")
+    out = tmp_path / "exported"
+    # tflite makes fp32, fp16 and dynamic, then fails on int8-qat: the damaged QAT model.
+    with pytest.raises(RunError, match="cannot load the QAT model"):
+        export(run, "tflite", out=out, progress=False, limit=20, check_parts=("test",))
+    assert not out.exists() or not any(out.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) in (["run"], ["exported", "run"])   # no staging folder left
+    (m,) = export(run, "tflite", "fp32", out=out, progress=False, limit=20, check_parts=("test",))
+    assert sorted(p.name for p in out.iterdir()) == [m["file"], m["file"] + ".json"]
+    # The manifest carries no build-machine path (it ships with the artifact).
+    assert m["source"]["run"] == "run"            # outside the working folder: the run's name only
+    assert m["source"]["split"]["file"] == "split.json"
+    assert str(tmp_path) not in (out / (m["file"] + ".json")).read_text()

@@ -46,3 +46,18 @@ def test_manifest_missing_or_foreign(tmp_path):
     (tmp_path / "x.onnx.json").write_text(json.dumps({"hello": 1}))
     with pytest.raises(ArtifactError, match="not an edgecnn manifest"):
         read_manifest(art)
+
+
+def test_release_manifests_carry_no_build_machine_path():
+    import json
+    import re
+    from pathlib import Path
+
+    release = Path(__file__).resolve().parents[1] / "exported" / "release"
+    texts = {f.name: f.read_text() for f in release.glob("*.json")}
+    assert texts, f"no manifests in {release}"
+    for name, text in texts.items():
+        assert not re.search(r'"(/|[A-Za-z]:\\\\)[^"]*"', text), f"{name} holds an absolute path"
+        doc = json.loads(text)
+        if "source" in doc:
+            assert doc["source"]["split"]["file"] == "split.json", name

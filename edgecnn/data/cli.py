@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgecnn.clikit import emit_json, fail
+from edgecnn.clikit import Quiet, Verbose, emit_json, fail
 from edgecnn.data.layout import DataError
 
 app = typer.Typer(
@@ -53,13 +53,18 @@ def info(
     strict: bool = StrictOpt,
     json_out: Optional[str] = JsonOpt,
     max_skipped: int = typer.Option(20, "--max-skipped", help="How many skipped files to list in the table."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Load the data (decoding once, then from the cache) and summarise it: patients, patches,
-    class balance, patch sizes, skipped files with reasons, duplicates, cache key."""
+    class balance, patch sizes, skipped files with reasons, duplicates, cache key.
+
+    Example: edgecnn data info ~/idc ~/idc-more --json data.json
+    """
     if border not in ("pad", "drop"):
         fail(DataError(f"--border must be 'pad' or 'drop', not {border!r}"))
     try:
-        src, ps = _load(path, border, strict, quiet=json_out == "-")
+        src, ps = _load(path, border, strict, quiet=quiet or json_out == "-")
     except DataError as e:
         fail(e)
     stats = ps.patient_stats()
@@ -118,9 +123,14 @@ def synth(
     per_patient: int = typer.Option(40, "--per-patient", min=1, help="Patches per patient."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same images)."),
     json_out: Optional[str] = JsonOpt,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Write a SYNTHETIC stand-in in the Kaggle layout (50x50 PNGs, pink/purple texture; IDC patches
-    have denser, darker nuclei). For offline demos and tests only: it is not histology."""
+    have denser, darker nuclei). For offline demos and tests only: it is not histology.
+
+    Example: edgecnn data synth /tmp/idc-synthetic --patients 12 --per-patient 40
+    """
     from edgecnn.data.synth import make_synthetic
 
     try:
@@ -128,7 +138,7 @@ def synth(
     except DataError as e:
         fail(e)
     result = {"path": str(path), "patients": patients, "per_patient": per_patient, "seed": seed, "synthetic": True}
-    if not emit_json(result, json_out):
+    if not emit_json(result, json_out) and not quiet:
         _out.print(f"wrote {patients * per_patient} synthetic patches ({patients} patients) to {path}")
 
 
@@ -137,27 +147,35 @@ def split(
     path: Optional[List[Path]] = PathArg,
     out: Path = typer.Option(..., "--out", help="Where to write the split JSON (e.g. runs/NAME/split.json)."),
     official: Optional[Path] = typer.Option(
-        None, "--official",
+        None, "--official-split",
         help="Folder with cases_train.txt and cases_val.txt (the published patient split); patients in "
-        "neither go to test. Without it, a stratified random patient split is made."),
+        "neither go to test. Without it, a stratified random patient split is made. Same flag as "
+        "`edgecnn train --split official --official-split DIR`."),
+    official_alias: Optional[Path] = typer.Option(None, "--official", hidden=True),  # the old spelling
     val: float = typer.Option(0.15, "--val", help="Validation share of patients (random split, or carved "
                                                   "from train when the official folder has no val list)."),
     test: float = typer.Option(0.15, "--test", help="Test share of patients (random split)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the stratified shuffle."),
     border: str = BorderOpt,
     json_out: Optional[str] = JsonOpt,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Split the data by PATIENT into train/val/test (no patient in two parts) and save it as JSON
-    with per-part patient, patch and class counts."""
+    with per-part patient, patch and class counts.
+
+    Example: edgecnn data split ~/idc --out runs/split.json --seed 1   (or --official-split ~/idc-official-split)
+    """
     from edgecnn.data.split import patient_split, split_from_files
 
+    official = official or official_alias
     try:
-        _, ps = _load(path, border, False, quiet=json_out == "-")
+        _, ps = _load(path, border, False, quiet=quiet or json_out == "-")
         if official is not None:
             train_file = official / "cases_train.txt"
             val_file = official / "cases_val.txt"
             if not train_file.exists():
-                raise DataError(f"{train_file} not found: --official needs a folder with cases_train.txt "
+                raise DataError(f"{train_file} not found: --official-split needs a folder with cases_train.txt "
                                 "(and cases_val.txt), one patient id per line")
             sp = split_from_files(ps, train_file, val_file if val_file.exists() else None,
                                   val=val, test=test, seed=seed)

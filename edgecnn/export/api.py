@@ -3,7 +3,11 @@ run's test patients before its manifest is final."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +20,13 @@ from edgecnn.train.run import RunError, RunFolder
 
 
 class ExportResults(list):
-    """The manifests written (a list), plus ``skipped``: [{"key", "reason"}] for rows not made."""
+    """The manifests written (a list), plus ``skipped``: [{"key", "reason"}] for rows not made,
+    and ``out``: the folder they were written to."""
 
     def __init__(self, *a):
         super().__init__(*a)
         self.skipped: list[dict[str, str]] = []
+        self.out: Path | None = None
 
 
 def default_out(run: RunFolder) -> Path:
@@ -54,9 +60,9 @@ def parse_batch(batch: int | str | None) -> int | str | None:
     try:
         b = int(batch)
     except (TypeError, ValueError):
-        raise ExportError(f"--batch must be a positive integer or 'dynamic'; got {batch!r}") from None
+        raise ExportError(f"--batch-size must be a positive integer or 'dynamic'; got {batch!r}") from None
     if b < 1:
-        raise ExportError(f"--batch must be a positive integer or 'dynamic'; got {b}")
+        raise ExportError(f"--batch-size must be a positive integer or 'dynamic'; got {b}")
     return b
 
 
@@ -82,7 +88,8 @@ def export_run(
     seed: int = 0,
     console=None,
 ) -> ExportResults:
-    """Export a trained run; returns the manifests written (``.skipped`` lists rows not made and why).
+    """Export a trained run; returns the manifests written (``.skipped`` lists rows not made and why,
+    ``.out`` the folder they are in).
 
     formats: tflite | onnx | openvino | trt | all.  precision: a precision of that format
     (see edgecnn.formats; ``int8`` picks the format's best int8), None = every precision.
@@ -90,24 +97,45 @@ def export_run(
     "dynamic", or a fixed batch size.  ``limit`` caps patches per split part (quick checks, tests).
     With ``formats="all"``, rows that need TensorRT on a machine without it, or a QAT model the
     run does not have, are skipped with the reason; asked for by name, they are errors.
+
+    All or nothing: every artifact is made and checked in a hidden staging folder beside ``out``
+    and moved in only when all of them passed, so a failed export leaves nothing to block a retry.
     """
-    from edgecnn.export.context import CALIB_SIZE, ExportContext
-    from edgecnn.export.manifests import build_manifest
     from edgecnn.export.tflite import IO_TYPES
-    from edgecnn.export.verify import check_artifact
 
     if io not in IO_TYPES:
         raise ExportError(f"--io must be one of {', '.join(IO_TYPES)}, not {io!r}")
     batch = parse_batch(batch)
-    specs = select_specs(formats, precision)
     run = as_run(run)
     run.require_model()
     run.model_info()
-    out_dir = Path(out) if out is not None else default_out(run)
     results = ExportResults()
-    everything = formats.lower() == "all"
+    specs = _available_specs(run, select_specs(formats, precision), formats.lower() == "all", results.skipped)
+    if io != "float" and not any(s.format == "tflite" and s.precision.startswith("int8") for s in specs):
+        raise ExportError(f"--io {io} applies to int8 TFLite graphs only; the other formats take float input")
+    results.out = Path(out) if out is not None else default_out(run)
+    names = [s.filename(run.model_name) for s in specs]
+    if not force:
+        _refuse_existing(results.out, names)
+    from edgecnn.export.context import CALIB_SIZE, ExportContext
 
-    # Cheap checks for every artifact first: nothing is converted until all of them pass.
+    with staging(results.out) as stage:
+        ctx = ExportContext(run, stage, io=io, batch=batch, data=data, limit=limit,
+                            calib_size=CALIB_SIZE if calib_size is None else calib_size, seed=seed, console=console)
+        try:
+            _make_all(ctx, specs, stage, check_parts, progress)
+        finally:
+            ctx.close()
+        publish(stage, results.out)
+    from edgecnn.manifest import read_manifest
+
+    results.extend(read_manifest(results.out / name) for name in names)
+    return results
+
+
+def _available_specs(run: RunFolder, specs: list[FormatSpec], everything: bool, skipped: list) -> list[FormatSpec]:
+    """Cheap checks before any conversion: rows this machine or run cannot make are skipped
+    (``--format all``) or refused (asked for by name)."""
     if any(s.needs_gpu for s in specs):
         from edgecnn.export.tensorrt import preflight
 
@@ -116,44 +144,63 @@ def export_run(
         except ToolMissing as e:
             if not everything:
                 raise
-            results.skipped += [{"key": s.key, "reason": str(e)} for s in specs if s.needs_gpu]
+            skipped += [{"key": s.key, "reason": str(e)} for s in specs if s.needs_gpu]
             specs = [s for s in specs if not s.needs_gpu]
     if any(s.needs_qat for s in specs) and not run.qat_model_path.exists():
         reason = f"{run.path}: no QAT model; run `edgecnn quantize {run.path}` first"
         if not everything:
-            raise RunError(reason + " (or pick a non-QAT precision such as int8-ptq)")
-        results.skipped += [{"key": s.key, "reason": reason} for s in specs if s.needs_qat]
+            raise RunError(reason + " (or pick a non-QAT precision such as --precision int8-ptq)")
+        skipped += [{"key": s.key, "reason": reason} for s in specs if s.needs_qat]
         specs = [s for s in specs if not s.needs_qat]
-    if io != "float" and not any(s.format == "tflite" and s.precision.startswith("int8") for s in specs):
-        raise ExportError(f"--io {io} applies to int8 TFLite graphs only; the other formats take float input")
-    model_name = run.model_name
-    targets = [(s, out_dir / s.filename(model_name)) for s in specs]
-    if not force:
-        existing = [p for _, p in targets if p.exists() or manifest_path(p).exists()]
-        if existing:
-            raise ExportError(f"{', '.join(str(p) for p in existing)} already exist(s); pass force=True (--force) "
-                              "to overwrite, or choose another --out folder")
+    return specs
 
-    ctx = ExportContext(run, out_dir, io=io, batch=batch, data=data, limit=limit,
-                        calib_size=CALIB_SIZE if calib_size is None else calib_size, seed=seed, console=console)
+
+def _refuse_existing(out_dir: Path, names: list[str]) -> None:
+    existing = [n for n in names if (out_dir / n).exists() or manifest_path(out_dir / n).exists()]
+    if existing:
+        raise ExportError(f"{out_dir}: {', '.join(existing)} already exist(s); add --force to overwrite, "
+                          "or choose another --out folder")
+
+
+def _make_all(ctx, specs: list[FormatSpec], stage: Path, check_parts: tuple[str, ...], progress: bool) -> None:
+    """Convert, write the manifest, check on the run's patients, rewrite the manifest: per artifact."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    bar = Bar(TextColumn("export"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-              TimeElapsedColumn(), total=len(targets), enabled=progress)
-    try:
-        with bar:
-            for spec, path in targets:
-                bar.describe(f"{spec.key} → {path.name}")
-                extra = _exporter(spec)(ctx, spec, path)
-                manifest = build_manifest(ctx, spec, extra)
-                # Written once before the check so the runtime reads (and sha256-verifies) what a device will.
-                write_manifest(path, manifest)
-                manifest["metrics"] = check_artifact(ctx, path, ctx.threshold(spec), check_parts)
-                write_manifest(path, manifest)
-                from edgecnn.manifest import read_manifest
+    from edgecnn.export.manifests import build_manifest
+    from edgecnn.export.verify import check_artifact
 
-                results.append(read_manifest(path))
-                bar.advance()
+    bar = Bar(TextColumn("export"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+              TimeElapsedColumn(), total=len(specs), enabled=progress)
+    with bar:
+        for spec in specs:
+            path = stage / spec.filename(ctx.model_name)
+            bar.describe(f"{spec.key} → {path.name}")
+            extra = _exporter(spec)(ctx, spec, path)
+            manifest = build_manifest(ctx, spec, extra)
+            # Written once before the check so the runtime reads (and sha256-verifies) what a device will.
+            write_manifest(path, manifest)
+            manifest["metrics"] = check_artifact(ctx, path, ctx.threshold(spec), check_parts)
+            write_manifest(path, manifest)
+            bar.advance()
+
+
+@contextlib.contextmanager
+def staging(out_dir: Path):
+    """A hidden folder beside ``out_dir`` (same file system, so moves are renames), removed on exit.
+    Its dot name keeps it out of artifact discovery if a killed process leaves it behind."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+    try:
+        yield stage
     finally:
-        ctx.close()
-    return results
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def publish(stage: Path, out_dir: Path) -> None:
+    """Move every staged file into ``out_dir``: data files first, manifests last, so a manifest
+    never names a file that is not there yet."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = sorted((f for f in stage.iterdir() if f.is_file()), key=lambda f: (f.suffix == ".json", f.name))
+    for f in files:
+        os.replace(f, out_dir / f.name)

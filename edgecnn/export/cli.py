@@ -10,25 +10,27 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from edgecnn.clikit import JSON_HELP, MULTI_DATA_HELP, data_spec, emit_json, fail
+from edgecnn.clikit import JSON_HELP, MULTI_DATA_HELP, Quiet, Verbose, data_spec, emit_json, fail
 from edgecnn.formats import FORMATS
 
-_FORMAT_TABLE = "\n".join(f"  {f.format:<9} {f.precision:<9} {f.description}" for f in FORMATS)
-
-
+# Indented like the docstring it is appended to, so the help's dedent keeps the columns aligned.
+_FORMAT_TABLE = "".join(f"\n      {f.format:<9} {f.precision:<9} {f.description}" for f in FORMATS)
+LIMIT_HELP = "Use at most this many patches per split part (quick try); as `bench -n`."
 
 
 def quantize(
     run: Annotated[Path, typer.Argument(help="Run folder made by `edgecnn train` (holds model.keras).")],
     epochs: Annotated[int, typer.Option(help="QAT fine-tuning epochs (early stopping on val balanced accuracy).")] = 3,
     lr: Annotated[float, typer.Option(help="Learning rate; keep it low, the float model is already trained.")] = 1e-5,
-    batch_size: Annotated[int, typer.Option(help="Patches per training step.")] = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Patches per training step.")] = 64,
     bn: Annotated[str, typer.Option(help="BatchNorm during QAT: freeze (default: inference mode, stats kept), "
                                          "reestimate (train, then recompute stats) or train.")] = "freeze",
-    data: Annotated[Optional[List[Path]], typer.Option(help="Data folder, if not the one in the run's config.json." + MULTI_DATA_HELP)] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Use at most this many patches per split part (quick try).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted QAT run from <run>/qat/ckpt.")] = False,
+    data: Annotated[Optional[List[Path]], typer.Option("--data", "-d", help="Data folder, if not the one in the run's config.json." + MULTI_DATA_HELP)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help=LIMIT_HELP)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted QAT run from <run>/qat/ckpt.")] = False,
     json_out: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Quantization-aware fine-tuning of a trained run (8-bit, per-channel conv weights).
 
@@ -36,17 +38,19 @@ def quantize(
     with the best validation balanced accuracy and writes <run>/qat/ (model.keras, model.json
     with the new threshold and any ops that stay float, metrics.json). Then:
     `edgecnn export RUN --format tflite --precision int8`.
+
+    Example: edgecnn quantize runs/basic --epochs 3
     """
     from rich.console import Console
 
     from edgecnn.quantize import quantize_run
     from edgecnn.train.run import RunError
 
-    as_json = json_out == "-"
+    silent = quiet or json_out == "-"
     console = Console(stderr=True)
     try:
-        m = quantize_run(run, epochs=epochs, lr=lr, batch_size=batch_size, data=data_spec(data), progress=not as_json,
-                         resume=resume, bn=bn, limit=limit, console=None if as_json else console)
+        m = quantize_run(run, epochs=epochs, lr=lr, batch_size=batch_size, data=data_spec(data), progress=not silent,
+                         resume=resume, bn=bn, limit=limit, console=None if silent else console)
     except (RunError, ValueError) as e:
         fail(e)
     if emit_json(m, json_out):
@@ -65,23 +69,29 @@ def export(
                                   "Default: every precision of the format.")] = None,
     io: Annotated[str, typer.Option(help="Input/output type of int8 TFLite graphs: float, int8 or uint8 "
                                          "(uint8 takes raw pixels).")] = "float",
-    out: Annotated[Optional[Path], typer.Option(help="Output folder (default exported/<run name>).")] = None,
-    force: Annotated[bool, typer.Option(help="Overwrite artifacts that already exist.")] = False,
-    batch: Annotated[Optional[str], typer.Option(help="Batch size baked in: an integer, or 'dynamic' "
-                                                      "(default: resizable/dynamic).")] = None,
-    data: Annotated[Optional[List[Path]], typer.Option(help="Data folder, if not the one in the run's config.json." + MULTI_DATA_HELP)] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Check on at most this many patches per split part.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default exported/<run name>).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite artifacts that already exist.")] = False,
+    batch: Annotated[Optional[str], typer.Option("--batch-size", "-b", help="Batch size baked into the graph: an "
+                                                 "integer, or 'dynamic' (default: resizable/dynamic).")] = None,
+    batch_alias: Annotated[Optional[str], typer.Option("--batch", hidden=True)] = None,  # the old spelling
+    data: Annotated[Optional[List[Path]], typer.Option("--data", "-d", help="Data folder, if not the one in the run's config.json." + MULTI_DATA_HELP)] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="Check on at most this many patches per split "
+                                                                   "part (quick try); as `bench -n`.")] = None,
     json_out: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Export a trained run to deployable artifacts, each checked on the run's test patients.
 
     Writes <model>-<precision><suffix> plus a manifest (<file>.json: input shape/dtype/quantization,
     preprocessing, threshold, source run and split, test metrics, agreement with the float model,
     sha256, tool versions). With --format all, TensorRT rows are skipped on machines without an
-    NVIDIA GPU + TensorRT, and QAT rows when the run has no QAT model.
+    NVIDIA GPU + TensorRT, and QAT rows when the run has no QAT model. All or nothing: the
+    artifacts are made in a hidden folder and moved into the output folder only when every one passed.
 
-    Formats × precisions:
+    Example: edgecnn export runs/basic --format tflite --precision int8 --out exported/basic
 
+    Formats × precisions (--format, --precision):
     """
     from rich.console import Console
     from rich.markup import escape
@@ -93,11 +103,11 @@ def export(
     as_json = json_out == "-"
     console = Console(stderr=as_json)
     try:
-        res = export_run(run, format, precision, out=out, force=force, io=io, batch=batch, data=data_spec(data),
-                         progress=not as_json, limit=limit, console=None if as_json else console)
+        res = export_run(run, format, precision, out=out, force=force, io=io, batch=batch or batch_alias, data=data_spec(data),
+                         progress=not (quiet or as_json), limit=limit, console=None if as_json else console)
     except (ExportError, RunError, ValueError) as e:
         fail(e)
-    if emit_json({"artifacts": list(res), "skipped": res.skipped}, json_out):
+    if emit_json({"out": str(res.out), "artifacts": list(res), "skipped": res.skipped}, json_out):
         return
     table = Table(title=f"exported {len(res)} artifact(s)")
     for col in ("file", "size", "test BAC", "agreement", "max |Δp|", "float ops"):
@@ -108,8 +118,18 @@ def export(
         table.add_row(m["file"], f"{m['size_bytes'] / 1e6:.2f} MB", f"{test['balanced_accuracy']:.4f}",
                       f"{ag['agreement']:.4f}", f"{ag['max_abs_dp']:.4f}", "—" if fo is None else (", ".join(fo) or "none"))
     console.print(table)
-    for s in res.skipped:
-        console.print(f"[yellow]skipped {s['key']}:[/] {escape(s['reason'])}", soft_wrap=True)
+    for reason, keys in skipped_by_reason(res.skipped).items():
+        console.print(f"[yellow]skipped {', '.join(keys)}:[/] {escape(reason)}", soft_wrap=True)
+    console.print(f"Output folder: [bold]{escape(str(res.out))}[/] ({len(res)} artifact(s), each with its .json manifest)",
+                  soft_wrap=True)
+
+
+def skipped_by_reason(skipped: list[dict]) -> dict[str, list[str]]:
+    """One line per reason (three TensorRT rows share one), in first-seen order."""
+    out: dict[str, list[str]] = {}
+    for s in skipped:
+        out.setdefault(s["reason"], []).append(s["key"])
+    return out
 
 
 export.__doc__ += _FORMAT_TABLE

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from edgecnn.manifest import new_manifest
@@ -27,6 +28,14 @@ def tool_versions(fmt: str) -> dict[str, str | None]:
     return out
 
 
+def portable_run_path(run: Path) -> str:
+    """The run as the user named it from the project folder (runs/basic), never an absolute path:
+    a shipped manifest must not carry the build machine's folders. Outside the working folder,
+    only the run's name."""
+    run, here = Path(run).resolve(), Path.cwd().resolve()
+    return run.relative_to(here).as_posix() if run.is_relative_to(here) else run.name
+
+
 def build_manifest(ctx, spec, extra: dict[str, Any]) -> dict[str, Any]:
     extra = dict(extra)
     inp = extra.pop("input", None) or {}
@@ -34,7 +43,7 @@ def build_manifest(ctx, spec, extra: dict[str, Any]) -> dict[str, Any]:
     batch = ctx.fixed_batch
     shape = inp.get("shape") or [batch, ctx.input_size, ctx.input_size, 3]
     run = ctx.run
-    source: dict[str, Any] = {"run": str(run.path.resolve()), "run_name": run.name, "model_file": "model.keras",
+    source: dict[str, Any] = {"run": portable_run_path(run.path), "run_name": run.name, "model_file": "model.keras",
                               "split": split_summary(run)}
     if spec.needs_qat:
         qi = ctx.qat_info()

@@ -48,9 +48,10 @@ def run_split(run: RunFolder):
 
 
 def split_summary(run: RunFolder) -> dict[str, Any]:
-    """What a manifest records about the run's split: file, method, seed, patients per part."""
+    """What a manifest records about the run's split: file (relative to the run: no build-machine
+    path in a shipped manifest), method, seed, patients per part."""
     s = run_split(run)
-    return {"file": str(run.split_path.resolve()), "method": s.method, "seed": s.seed,
+    return {"file": run.split_path.relative_to(run.path).as_posix(), "method": s.method, "seed": s.seed,
             "patients": {k: len(v) for k, v in s.parts().items()}}
 
 

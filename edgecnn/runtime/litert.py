@@ -1,11 +1,19 @@
-"""LiteRT (TFLite) backend: ai_edge_litert, else tflite_runtime, else TensorFlow's tf.lite as a
-last resort (only when neither device package is installed)."""
+"""LiteRT (TFLite) backend: ai_edge_litert, else tflite_runtime.
+
+Never TensorFlow's tf.lite, even when TensorFlow is installed: this is the device layer, and a
+device that ran .tflite files only through a 500 MB TensorFlow would hide a broken install.
+"""
 
 from __future__ import annotations
+
+import importlib.util
 
 import numpy as np
 
 from edgecnn.runtime.base import Backend, RuntimeUnavailable
+
+INSTALL_HINT = ("running .tflite artifacts needs LiteRT, which is not installed here: "
+                "pip install ai-edge-litert (or pip install 'edgecnn[edge]')")
 
 
 def interpreter_class():
@@ -18,20 +26,11 @@ def interpreter_class():
         from tflite_runtime.interpreter import Interpreter  # type: ignore[import-not-found]
         return Interpreter
     except ImportError:
-        pass
-    try:
-        from edgecnn._tf import tf
-    except ImportError:
-        raise RuntimeUnavailable(
-            "running .tflite artifacts needs LiteRT: pip install ai-edge-litert (or pip install edgecnn[edge])"
-        ) from None
-    return tf.lite.Interpreter
+        raise RuntimeUnavailable(INSTALL_HINT) from None
 
 
 def available() -> bool:
-    import importlib.util
-
-    return any(importlib.util.find_spec(m) is not None for m in ("ai_edge_litert", "tflite_runtime", "tensorflow"))
+    return any(importlib.util.find_spec(m) is not None for m in ("ai_edge_litert", "tflite_runtime"))
 
 
 class LiteRTBackend(Backend):
