@@ -108,7 +108,7 @@ def train_cmd(
     lr_schedule: str = typer.Option("plateau", "--lr-schedule", help="plateau (halve after 3 epochs without a validation gain) or cosine (warm-up, then a cosine down to 0 at the last epoch)."),
     ema: float = typer.Option(0.0, "--ema", help="Score and keep a moving average of the weights with this decay per step (0.998 ≈ the last 500 steps): steadier validation scores; 0 = off."),
     balance: str = typer.Option("weights", help="Class balance: weights (class-weighted loss), undersample (50/50 as the seed), none."),
-    input_size: Optional[int] = typer.Option(None, "--input-size", help="Model input in pixels. basic_cnn: 50. vgg13: 224 on GPU, 64 on CPU."),
+    input_size: Optional[int] = typer.Option(None, "--input-size", help="Model input in pixels. basic_cnn: 50. vgg13: 224 on GPU, the native 50 on CPU."),
     seed_order: bool = typer.Option(False, "--seed-order", help="Keep the seed's Conv(relu)→BN order (QAT then needs a custom config)."),
     seed: int = typer.Option(0, help="Seed for the split, shuffling and augmentation."),
     split: str = typer.Option("auto", help="auto (seeded, stratified by patient), official (published train/val ids; other patients → test), or a split.json path."),
@@ -120,6 +120,10 @@ def train_cmd(
     border: str = typer.Option("pad", help="Border patches smaller than 50×50: pad (with white) or drop."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Turn off flips, rotations and colour jitter."),
     color_jitter: float = typer.Option(1.0, "--color-jitter", help="Scale the colour-jitter ranges (brightness ±0.05, contrast/saturation ±10%, hue ±0.02 at 1.0; 0 = off)."),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Move this share of the target from the true class to both classes equally (0.1 is usual; 0 = off)."),
+    teacher: Optional[List[str]] = typer.Option(None, "--teacher", help="Distillation: a run folder, .keras or exported model whose IDC probabilities on the training patches become soft targets; repeat for an ensemble (their mean). Same input size and classes as the student."),
+    kd_alpha: float = typer.Option(0.5, "--kd-alpha", help="With --teacher: weight of the teacher's soft targets in the loss (the labels get 1 - this)."),
+    kd_temperature: float = typer.Option(2.0, "--kd-temperature", help="With --teacher: softening temperature of teacher and student distributions (Hinton et al.)."),
     stain_jitter: float = typer.Option(0.0, "--stain-jitter", help="H&E stain augmentation: scale and shift each image's haematoxylin/eosin densities (HED space) by up to this much; 0.05 light, 0.2 strong, 0 = off."),
     mixed_precision: str = typer.Option("auto", help="auto (on when a GPU is found), on, off."),
     multi_gpu: bool = typer.Option(False, "--multi-gpu", help="Same as --strategy mirrored."),
@@ -144,6 +148,7 @@ def train_cmd(
                           batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, ema=ema, balance=balance, input_size=input_size, seed_order=seed_order,
                           seed=seed, split=split, official_split_dir=str(official_split) if official_split else None,
                           val=val, test=test, patience=patience, swa_epochs=swa_epochs, border=border, augment=not no_augment, color_jitter=color_jitter, stain_jitter=stain_jitter,
+                          label_smoothing=label_smoothing, teachers=[str(Path(t).resolve()) for t in teacher or []], kd_alpha=kd_alpha, kd_temperature=kd_temperature,
                           mixed_precision=mixed_precision, multi_gpu=multi_gpu, strategy=strategy, steps_per_epoch=steps_per_epoch,
                           max_patients=max_patients)
         run = train(cfg, resume=resume, progress=not quiet, console=console, epochs=epochs)
@@ -204,7 +209,7 @@ def _register_subcommands() -> None:
     from edgecnn.data.cli import app as data_app
     from edgecnn.demo import demo
     from edgecnn.export.cli import export, quantize
-    from edgecnn.scan.cli import mosaic_command, scan
+    from edgecnn.scan.cli import mosaic_command, scan, tune_command
 
     data_app.command("mosaic")(mosaic_command)
     app.add_typer(data_app, name="data")
@@ -212,6 +217,7 @@ def _register_subcommands() -> None:
     app.command("export")(export)
     app.command("bench")(bench)
     app.command("scan")(scan)
+    app.command("tune")(tune_command)
     app.command("demo")(demo)
 
 

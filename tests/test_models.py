@@ -53,6 +53,33 @@ def test_qat_order_conv_bn_relu(name):
     assert not any(l.name.endswith("_relu") for l in s.layers)
 
 
+# VGG13 at the patches' native 50 px (the CPU default): same convolutions, 5 poolings 50→25→12→6→3→1,
+# so the dense head starts from 512 features instead of 25,088.
+VGG13_50_TABLE = [
+    ("block1_2_conv", (50, 50, 64), 36928), ("block1_pool", (25, 25, 64), 0),
+    ("block2_pool", (12, 12, 128), 0), ("block3_pool", (6, 6, 256), 0), ("block4_pool", (3, 3, 512), 0),
+    ("block5_2_conv", (3, 3, 512), 2359808), ("block5_2_bn", (3, 3, 512), 2048), ("block5_pool", (1, 1, 512), 0),
+    ("flatten", (512,), 0), ("fc1", (4096,), 2101248), ("fc2", (4096,), 16781312), ("fc3", (1000,), 4097000),
+    ("probs", (2,), 2002),
+]
+
+
+def test_vgg13_native_50px():
+    m = create_model("vgg13", input_size=50)
+    assert m.count_params() == 32_392_442
+    for layer, shape, params in VGG13_50_TABLE:
+        lyr = m.get_layer(layer)
+        assert tuple(lyr.output_shape[1:]) == shape, layer
+        assert lyr.count_params() == params, layer
+
+
+def test_vgg13_cpu_default_is_native_size():
+    from edgecnn._tf import tf
+    from edgecnn.models.vgg13 import default_input_size
+
+    assert default_input_size() == (224 if tf.config.list_physical_devices("GPU") else 50)
+
+
 def test_vgg13_small_input_and_errors():
     m = create_model("vgg13", input_size=64)
     assert m.input_shape == (None, 64, 64, 3)

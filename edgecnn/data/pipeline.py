@@ -32,14 +32,14 @@ _HED_FROM_RGB = np.linalg.inv(_RGB_FROM_HED)
 _OD_FLOOR = 1.0 / 255.0   # a black pixel's optical density stays finite
 
 
-def _gather_fn(images: np.ndarray, labels: np.ndarray, weights: np.ndarray | None):
+def _gather_fn(images: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, targets: np.ndarray | None):
     def gather(idx: np.ndarray):
         # Sorted reads are sequential on a memmap; the batch order is then restored.
         order = np.argsort(idx, kind="stable")
         inv = np.empty_like(order)
         inv[order] = np.arange(len(order))
         x = np.asarray(images[idx[order]])[inv]
-        out = [x, labels[idx].astype(np.int32)]
+        out = [x, labels[idx].astype(np.int32) if targets is None else targets[idx]]
         if weights is not None:
             out.append(weights[idx].astype(np.float32))
         return tuple(out)
@@ -107,13 +107,15 @@ def make_dataset(
     input_size: int | None = None,
     sample_weights: np.ndarray | None = None,
     indices: np.ndarray | None = None,
+    targets: np.ndarray | None = None,
 ) -> "tf.data.Dataset":
     """Batches of ``(x, y)`` or ``(x, y, w)``: x float32 (B, S, S, 3) = pixels / 255, y int32.
 
     ``training`` shuffles (seeded, reshuffled each epoch) and, with ``augment``, augments.
     ``input_size`` resizes (bilinear) after augmentation, e.g. 50 -> 64 for VGG13.
     ``indices`` restricts to those rows of ``images`` (e.g. ``PatchSet.indices_of(split.train)``)
-    without copying them out of a memmap.
+    without copying them out of a memmap. ``targets`` (N, K) float replaces the int labels as y,
+    e.g. (label, teacher probability) for distillation (edgecnn.train.losses).
     """
     labels = np.asarray(labels)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
@@ -127,19 +129,24 @@ def make_dataset(
         raise ValueError("make_dataset: no patches to feed")
     h, w = int(images.shape[1]), int(images.shape[2])
     weights = None if sample_weights is None else np.asarray(sample_weights, dtype=np.float32)
+    if targets is not None:
+        targets = np.asarray(targets, dtype=np.float32)
+        if targets.ndim != 2 or len(targets) != len(labels):
+            raise ValueError(f"targets must be (N, K) for {len(labels)} labels, got {targets.shape}")
 
     ds = tf.data.Dataset.from_tensor_slices(idx)
     if training:
         ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
 
-    gather = _gather_fn(images, labels, weights)
-    out_types = [tf.uint8, tf.int32] + ([tf.float32] if weights is not None else [])
+    gather = _gather_fn(images, labels, weights, targets)
+    out_types = [tf.uint8, tf.int32 if targets is None else tf.float32] + ([tf.float32] if weights is not None else [])
 
     def load(batch_idx):
         parts = tf.numpy_function(gather, [batch_idx], out_types, stateful=False)
         parts[0].set_shape([None, h, w, 3])
-        for p in parts[1:]:
+        parts[1].set_shape([None] if targets is None else [None, targets.shape[1]])
+        for p in parts[2:]:
             p.set_shape([None])
         x = tf.cast(parts[0], tf.float32) * SCALE + OFFSET
         return (x, *parts[1:])

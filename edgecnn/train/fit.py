@@ -45,6 +45,10 @@ class TrainConfig:
     augment: bool = True
     color_jitter: float = 1.0      # multiplier of the pipeline's colour-jitter ranges
     stain_jitter: float = 0.0      # HED stain augmentation sigma (0 = off)
+    label_smoothing: float = 0.0   # weight moved from the true class to a uniform target
+    teachers: list[str] = field(default_factory=list)   # distillation: runs / models whose mean is the soft target
+    kd_alpha: float = 0.5          # weight of the teacher's term in the loss (with teachers)
+    kd_temperature: float = 2.0    # softening of teacher and student distributions
     mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
     multi_gpu: bool = False        # kept for old config.json files: same as strategy="mirrored"
     strategy: str = "auto"         # auto | mirrored | multiworker | none (train/strategy.py)
@@ -66,6 +70,10 @@ class TrainConfig:
             raise ValueError("epochs and batch size must be ≥ 1 and the learning rate > 0")
         if not (0 < self.val < 1 and 0 <= self.test < 1 and self.val + self.test < 1):
             raise ValueError(f"val ({self.val}) and test ({self.test}) shares must leave patients for training")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"--label-smoothing must be in [0, 1) (0.1 is usual); got {self.label_smoothing}")
+        if not 0.0 <= self.kd_alpha <= 1.0 or self.kd_temperature <= 0:
+            raise ValueError(f"--kd-alpha must be in [0, 1] and --kd-temperature > 0; got {self.kd_alpha}, {self.kd_temperature}")
 
 
 def _model_cfg(cfg: TrainConfig) -> dict[str, Any]:
@@ -135,6 +143,19 @@ def _log(console, msg: str) -> None:
         console.print(msg)
 
 
+@dataclass
+class _Parts:
+    """The run's data, split into its parts, and what the training loop feeds from it."""
+    split: Any
+    tr: Any
+    va: Any
+    te: Any
+    train_idx: np.ndarray
+    weights: np.ndarray | None
+    targets: np.ndarray | None      # (N, 2) label + teacher probability, for soft-target losses
+    steps: int
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console=None,
           epochs: int | None = None) -> RunFolder:
     """Train ``cfg.model`` into the run folder ``cfg.out``; returns the RunFolder.
@@ -143,20 +164,23 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
     configuration, split, history and best score, so a killed run loses at most one epoch.
     Only ``out`` is read from ``cfg`` then; ``epochs`` may raise or lower the epoch budget.
     """
-    from edgecnn._tf import keras
-    from edgecnn.data import load_patches
-    from edgecnn.data.balance import class_weights, undersample
-    from edgecnn.data.pipeline import make_dataset
-    from edgecnn.models import create_model
-    from edgecnn.train.bn import recompute_bn_statistics
-    from edgecnn.train.ema import WeightEMA
-    from edgecnn.train.plots import save_plots
-    from edgecnn.train.progress import EpochBar
-    from edgecnn.train.schedule import cosine_callback
-
     run = RunFolder(Path(cfg.out))
-    state_path = run.ckpt_dir / "state.json"
-    last_path = run.ckpt_dir / "last.keras"
+    cfg = _resolve_config(cfg, run, resume, epochs)
+    strategy, device = _setup_device(cfg)
+    model_cfg = _model_cfg(cfg)
+    input_size = model_cfg["input_size"]
+    parts = _prepare_data(cfg, run, resume, progress, model_cfg, device, console)
+    model = _build_model(cfg, run, strategy, model_cfg, resume)
+    loop = _EpochLoop(cfg, run, model, parts, input_size, model_cfg, progress, console, resume)
+    _log(console, f"[bold]{cfg.model}[/] input {input_size}px, {model.count_params():,} parameters; "
+                  f"train {len(parts.tr)} patches / {len(parts.split.train)} patients, val {len(parts.va)} / "
+                  f"{len(parts.split.val)}, test {len(parts.te)} / {len(parts.split.test)}; device {device}")
+    loop.train_epochs()
+    return _finish(cfg, run, loop, parts, input_size)
+
+
+def _resolve_config(cfg: TrainConfig, run: RunFolder, resume: bool, epochs: int | None) -> TrainConfig:
+    state_path, last_path = run.ckpt_dir / "state.json", run.ckpt_dir / "last.keras"
     if resume:
         if not state_path.exists() or not last_path.exists():
             raise RunError(f"{run.path}: nothing to resume (no ckpt/state.json + ckpt/last.keras); start without --resume")
@@ -169,138 +193,214 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
     elif run.config_path.exists() and (run.model_path.exists() or state_path.exists()):
         raise RunError(f"{run.path} already holds a run; use --resume to continue it or choose another --out")
     cfg.validate()
+    return cfg
 
-    strategy, device = _setup_device(cfg)
-    model_cfg = _model_cfg(cfg)
-    input_size = model_cfg["input_size"]
+
+def _prepare_data(cfg: TrainConfig, run: RunFolder, resume: bool, progress: bool, model_cfg: dict,
+                  device: dict, console) -> _Parts:
+    from edgecnn.data import load_patches
+    from edgecnn.data.split import Split
 
     patches = load_patches(cfg.data, border=cfg.border, progress=progress)
     if cfg.max_patients:
         rng = np.random.default_rng(cfg.seed)
         keep = sorted(rng.choice(patches.patient_ids, size=min(cfg.max_patients, len(patches.patient_ids)), replace=False))
         patches = patches.select(keep)
-    if resume:
-        from edgecnn.data.split import Split
-
-        split = Split.load(run.split_path)
-    else:
-        split = _make_split(cfg, patches)
+    split = Split.load(run.split_path) if resume else _make_split(cfg, patches)
     split.check_disjoint()
     tr, va, te = patches.select(split.train), patches.select(split.val), patches.select(split.test)
     if len(tr) == 0 or len(va) == 0:
         raise RunError(f"the split left {len(tr)} training and {len(va)} validation patches; use more patients")
+    if cfg.teachers:
+        from edgecnn.train.distill import check_teachers
 
+        check_teachers(cfg.teachers, model_cfg["input_size"])
     if not resume:
         run.path.mkdir(parents=True, exist_ok=True)
         config_json = dataclasses.asdict(cfg)
-        config_json.update({"model_cfg": model_cfg, "input_size": input_size, "data": str(cfg.data), "device": device})
+        config_json.update({"model_cfg": model_cfg, "input_size": model_cfg["input_size"], "data": str(cfg.data),
+                            "device": device})
         write_json(run.config_path, config_json)
         split.save(run.split_path, patches)
-
-    train_idx = np.arange(len(tr))
-    weights = None
-    if cfg.balance == "undersample":
-        train_idx = undersample(tr.labels, seed=cfg.seed)
-    elif cfg.balance == "weights":
-        cw = class_weights(tr.labels)
-        weights = np.array([cw[int(c)] for c in tr.labels], dtype=np.float32)
+    train_idx, weights = _balance(cfg, tr.labels)
     steps = int(np.ceil(len(train_idx) / cfg.batch_size))
     if cfg.steps_per_epoch:
         steps = min(steps, cfg.steps_per_epoch)
+    return _Parts(split, tr, va, te, train_idx, weights, _soft_targets(cfg, run, tr, console), steps)
+
+
+def _balance(cfg: TrainConfig, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    from edgecnn.data.balance import class_weights, undersample
+
+    if cfg.balance == "undersample":
+        return undersample(labels, seed=cfg.seed), None
+    if cfg.balance == "weights":
+        cw = class_weights(labels)
+        return np.arange(len(labels)), np.array([cw[int(c)] for c in labels], dtype=np.float32)
+    return np.arange(len(labels)), None
+
+
+def _soft_targets(cfg: TrainConfig, run: RunFolder, tr, console) -> np.ndarray | None:
+    """(label, teacher probability) per training patch when the loss needs them, else None."""
+    if not _soft_loss(cfg):
+        return None
+    labels = tr.labels.astype(np.float32)
+    teacher = labels
+    if cfg.teachers:
+        from edgecnn.train.distill import teacher_probs
+
+        teacher = teacher_probs(cfg.teachers, tr.images, run.path / "teacher_probs.npz", console)
+    return np.stack([labels, teacher], axis=1).astype(np.float32)
+
+
+def _soft_loss(cfg: TrainConfig) -> bool:
+    return bool(cfg.label_smoothing or cfg.teachers)
+
+
+def _build_model(cfg: TrainConfig, run: RunFolder, strategy, model_cfg: dict, resume: bool):
+    from edgecnn._tf import keras
+    from edgecnn.models import create_model
+    from edgecnn.train.losses import compile_args  # registers the custom loss before a resume loads it
 
     with strategy.scope():
         if resume:
-            model = keras.models.load_model(last_path)
-        else:
-            model = create_model(cfg.model, **model_cfg)
-            model.compile(optimizer=keras.optimizers.Adam(cfg.lr),
-                          loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                          weighted_metrics=[])
+            return keras.models.load_model(run.ckpt_dir / "last.keras")
+        model = create_model(cfg.model, **model_cfg)
+        alpha = cfg.kd_alpha if cfg.teachers else 0.0
+        model.compile(optimizer=keras.optimizers.Adam(cfg.lr), weighted_metrics=[],
+                      **compile_args(cfg.label_smoothing, alpha, cfg.kd_temperature))
+        return model
 
-    # On resume the average is read back from ckpt/ema.npz. It is written before last.keras and
-    # state.json: a kill in between replays one epoch on top of an average that already holds it.
-    ema = WeightEMA(model, cfg.ema, run.ckpt_dir / "ema.npz") if cfg.ema else None
-    swa_path = run.ckpt_dir / "swa.npz"
-    window = _load_window(swa_path) if resume and cfg.swa_epochs else []
-    state = read_json(state_path) if resume else {
-        "epoch": 0, "best_bac": -1.0, "best_epoch": -1, "threshold": 0.5, "stale": 0, "lr_stale": 0,
-        "lr": cfg.lr, "history": [], "train_seconds": 0.0,
-    }
-    keras.backend.set_value(model.optimizer.learning_rate, state["lr"])
-    _log(console, f"[bold]{cfg.model}[/] input {input_size}px, {model.count_params():,} parameters; "
-                  f"train {len(tr)} patches / {len(split.train)} patients, val {len(va)} / {len(split.val)}, "
-                  f"test {len(te)} / {len(split.test)}; device {device}")
 
-    for epoch in range(state["epoch"], cfg.epochs):
-        t0 = time.perf_counter()
+class _EpochLoop:
+    """Epochs with per-epoch scoring on validation, checkpointing, LR schedule and early stop."""
+
+    def __init__(self, cfg: TrainConfig, run: RunFolder, model, parts: _Parts, input_size: int,
+                 model_cfg: dict, progress: bool, console, resume: bool):
+        from edgecnn._tf import keras
+        from edgecnn.train.ema import WeightEMA
+
+        self.cfg, self.run, self.model, self.parts = cfg, run, model, parts
+        self.input_size, self.model_cfg, self.progress, self.console = input_size, model_cfg, progress, console
+        self.state_path, self.last_path = run.ckpt_dir / "state.json", run.ckpt_dir / "last.keras"
+        # On resume the average is read back from ckpt/ema.npz. It is written before last.keras and
+        # state.json: a kill in between replays one epoch on top of an average that already holds it.
+        self.ema = WeightEMA(model, cfg.ema, run.ckpt_dir / "ema.npz") if cfg.ema else None
+        self.swa_path = run.ckpt_dir / "swa.npz"
+        self.window = _load_window(self.swa_path) if resume and cfg.swa_epochs else []
+        self.state = read_json(self.state_path) if resume else {
+            "epoch": 0, "best_bac": -1.0, "best_epoch": -1, "threshold": 0.5, "stale": 0, "lr_stale": 0,
+            "lr": cfg.lr, "history": [], "train_seconds": 0.0,
+        }
+        keras.backend.set_value(model.optimizer.learning_rate, self.state["lr"])
+
+    def train_epochs(self) -> None:
+        for epoch in range(self.state["epoch"], self.cfg.epochs):
+            t0 = time.perf_counter()
+            loss, acc = self._fit_one(epoch)
+            rec = self._score(epoch, loss, acc, t0)
+            improved = self._select(epoch, rec)
+            self._checkpoint(epoch)
+            _log(self.console, f"epoch {epoch + 1}/{self.cfg.epochs}  loss {rec['loss']:.4f}  val BAC "
+                               f"{rec['val_balanced_accuracy']:.4f} (@{rec['threshold']:.3f}; @0.5 {rec['val_bac_at_0.5']:.4f})"
+                               f"  AUC {rec['val_roc_auc']:.4f}  {rec['seconds']:.0f}s" + ("  [green]best[/]" if improved else ""))
+            if self.state["stale"] >= self.cfg.patience:
+                _log(self.console, f"early stop: no val balanced-accuracy gain for {self.cfg.patience} epochs")
+                break
+        if self.cfg.swa_epochs and len(self.window) >= 2 and "swa" not in self.state:
+            p = self.parts
+            _try_weight_average(self.cfg, self.run, self.model, self.window, self.state, p.tr, p.va,
+                                self.input_size, self.model_cfg, self.console)
+            write_json(self.state_path, self.state)
+
+    def _fit_one(self, epoch: int) -> tuple[float, float]:
+        from edgecnn._tf import keras
+        from edgecnn.data.pipeline import make_dataset
+        from edgecnn.train.progress import EpochBar
+        from edgecnn.train.schedule import cosine_callback
+
+        cfg, p = self.cfg, self.parts
         # A per-epoch seed keeps shuffling and augmentation reproducible across a resume.
-        ds = make_dataset(tr.images, tr.labels, batch_size=cfg.batch_size, training=True,
-                          seed=cfg.seed * 1000 + epoch, augment=cfg.augment, jitter=cfg.color_jitter, stain=cfg.stain_jitter,
-                          input_size=input_size,
-                          sample_weights=weights, indices=train_idx)
-        with EpochBar(f"epoch {epoch + 1}/{cfg.epochs}", steps, progress) as bar:
+        ds = make_dataset(p.tr.images, p.tr.labels, batch_size=cfg.batch_size, training=True,
+                          seed=cfg.seed * 1000 + epoch, augment=cfg.augment, jitter=cfg.color_jitter,
+                          stain=cfg.stain_jitter, input_size=self.input_size, sample_weights=p.weights,
+                          indices=p.train_idx, targets=p.targets)
+        with EpochBar(f"epoch {epoch + 1}/{cfg.epochs}", p.steps, self.progress) as bar:
             callbacks = [bar.callback]
             if cfg.lr_schedule == "cosine":
-                callbacks.append(cosine_callback(model, cfg.lr, epoch, steps, cfg.epochs, cfg.warmup_epochs))
-            if ema is not None:
-                callbacks.append(ema.callback())
-            h = model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
+                callbacks.append(cosine_callback(self.model, cfg.lr, epoch, p.steps, cfg.epochs, cfg.warmup_epochs))
+            if self.ema is not None:
+                callbacks.append(self.ema.callback())
+            h = self.model.fit(ds, epochs=1, steps_per_epoch=p.steps, verbose=0, callbacks=callbacks)
         if cfg.lr_schedule == "cosine":
-            state["lr"] = float(keras.backend.get_value(model.optimizer.learning_rate))
-        if ema is not None:
-            ema.swap_in()
-        recompute_bn_statistics(model, tr.images, seed=cfg.seed + epoch, input_size=input_size)
-        p_val = predict_probs(model, va.images, input_size=input_size)
+            self.state["lr"] = float(keras.backend.get_value(self.model.optimizer.learning_rate))
+        return float(h.history["loss"][-1]), float(h.history["accuracy"][-1])
+
+    def _score(self, epoch: int, loss: float, acc: float, t0: float) -> dict[str, Any]:
+        from edgecnn.train.bn import recompute_bn_statistics
+
+        if self.ema is not None:
+            self.ema.swap_in()
+        recompute_bn_statistics(self.model, self.parts.tr.images, seed=self.cfg.seed + epoch, input_size=self.input_size)
+        va = self.parts.va
+        p_val = predict_probs(self.model, va.images, input_size=self.input_size)
         thr, val_bac = best_threshold(va.labels, p_val)
         val_m = binary_metrics(va.labels, p_val, thr)
-        val_half = binary_metrics(va.labels, p_val, 0.5)["balanced_accuracy"]
         dt = time.perf_counter() - t0
-        state["train_seconds"] += dt
-        rec = {"epoch": epoch + 1, "loss": float(h.history["loss"][-1]), "accuracy": float(h.history["accuracy"][-1]),
-               "val_balanced_accuracy": val_bac, "val_bac_at_0.5": val_half, "val_accuracy": val_m["accuracy"],
-               "val_roc_auc": val_m["roc_auc"], "threshold": thr, "lr": float(state["lr"]), "seconds": dt}
-        state["history"].append(rec)
-        improved = val_bac > state["best_bac"] + 1e-4
-        if improved:
-            state.update(best_bac=val_bac, best_epoch=epoch + 1, threshold=thr, stale=0, lr_stale=0)
-            with atomic_path(run.model_path) as tmp:
-                model.save(tmp)
-            write_json(run.model_info_path, {
-                "model": cfg.model, "input_size": input_size, "threshold": thr, "epoch": epoch + 1,
-                "val_balanced_accuracy": val_bac, "class_names": ["no_idc", "idc"], "model_cfg": model_cfg,
+        self.state["train_seconds"] += dt
+        rec = {"epoch": epoch + 1, "loss": loss, "accuracy": acc, "val_balanced_accuracy": val_bac,
+               "val_bac_at_0.5": binary_metrics(va.labels, p_val, 0.5)["balanced_accuracy"],
+               "val_accuracy": val_m["accuracy"], "val_roc_auc": val_m["roc_auc"], "threshold": thr,
+               "lr": float(self.state["lr"]), "seconds": dt}
+        self.state["history"].append(rec)
+        return rec
+
+    def _select(self, epoch: int, rec: dict[str, Any]) -> bool:
+        """Keep the model when validation improved, else count a stale epoch (plateau LR halving)."""
+        from edgecnn._tf import keras
+
+        state, cfg = self.state, self.cfg
+        if rec["val_balanced_accuracy"] > state["best_bac"] + 1e-4:
+            state.update(best_bac=rec["val_balanced_accuracy"], best_epoch=epoch + 1, threshold=rec["threshold"],
+                         stale=0, lr_stale=0)
+            with atomic_path(self.run.model_path) as tmp:
+                self.model.save(tmp)
+            write_json(self.run.model_info_path, {
+                "model": cfg.model, "input_size": self.input_size, "threshold": rec["threshold"], "epoch": epoch + 1,
+                "val_balanced_accuracy": rec["val_balanced_accuracy"], "class_names": ["no_idc", "idc"],
+                "model_cfg": self.model_cfg,
             })
-        else:
-            state["stale"] += 1
-            state["lr_stale"] += 1
-            if cfg.lr_schedule == "plateau" and state["lr_stale"] >= cfg.lr_patience:
-                state["lr"] = float(state["lr"]) * 0.5
-                state["lr_stale"] = 0
-                keras.backend.set_value(model.optimizer.learning_rate, state["lr"])
-        state["epoch"] = epoch + 1
-        if ema is not None:
-            ema.swap_out()
-            ema.save()
-        if cfg.swa_epochs:
-            window = (window + [model.get_weights()])[-cfg.swa_epochs:]
-            _save_window(swa_path, window)
+            return True
+        state["stale"] += 1
+        state["lr_stale"] += 1
+        if cfg.lr_schedule == "plateau" and state["lr_stale"] >= cfg.lr_patience:
+            state["lr"] = float(state["lr"]) * 0.5
+            state["lr_stale"] = 0
+            keras.backend.set_value(self.model.optimizer.learning_rate, state["lr"])
+        return False
+
+    def _checkpoint(self, epoch: int) -> None:
+        self.state["epoch"] = epoch + 1
+        if self.ema is not None:
+            self.ema.swap_out()
+            self.ema.save()
+        if self.cfg.swa_epochs:
+            self.window = (self.window + [self.model.get_weights()])[-self.cfg.swa_epochs:]
+            _save_window(self.swa_path, self.window)
         # Checkpoint model (with optimizer) first, then the state that points at it.
-        with atomic_path(last_path) as tmp:
-            model.save(tmp)
-        write_json(state_path, state)
-        write_json(run.history_path, state["history"])
-        _log(console, f"epoch {epoch + 1}/{cfg.epochs}  loss {rec['loss']:.4f}  val BAC {val_bac:.4f} "
-                      f"(@{thr:.3f}; @0.5 {val_half:.4f})  AUC {val_m['roc_auc']:.4f}  {dt:.0f}s"
-                      + ("  [green]best[/]" if improved else ""))
-        if state["stale"] >= cfg.patience:
-            _log(console, f"early stop: no val balanced-accuracy gain for {cfg.patience} epochs")
-            break
+        with atomic_path(self.last_path) as tmp:
+            self.model.save(tmp)
+        write_json(self.state_path, self.state)
+        write_json(self.run.history_path, self.state["history"])
 
-    if cfg.swa_epochs and len(window) >= 2 and "swa" not in state:
-        _try_weight_average(cfg, run, model, window, state, tr, va, input_size, model_cfg, console)
-        write_json(state_path, state)
 
+def _finish(cfg: TrainConfig, run: RunFolder, loop: _EpochLoop, parts: _Parts, input_size: int) -> RunFolder:
+    """Score the kept model on the test patients; metrics.json and plots."""
+    from edgecnn.train.plots import save_plots
+
+    state = loop.state
     model = run.load_model()
-    metrics = evaluate_patches(model, te, state["threshold"], input_size=input_size)
+    metrics = evaluate_patches(model, parts.te, state["threshold"], input_size=input_size)
     metrics.update({"split": "test", "best_epoch": state["best_epoch"], "val_balanced_accuracy": state["best_bac"],
                     "weight_average": state.get("swa"),
                     "train_seconds": state["train_seconds"], "epochs_run": state["epoch"]})
