@@ -12,6 +12,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
+TEMP_PREFIX = "."  # every temporary name starts with it: listings skip them (is_temp)
+
+
+def is_temp(path: str | os.PathLike) -> bool:
+    """A file or folder an atomic write (or export staging) was still making: never a result.
+    A killed process leaves these behind; they never replace or shadow a finished file."""
+    return Path(path).name.startswith(TEMP_PREFIX)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
@@ -21,7 +30,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     # mkstemp makes 0600 files; give the result the permissions a plain open() would.
     umask = os.umask(0)

@@ -2,6 +2,7 @@
 machine without the real data runs), through every pipeline step."""
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -21,6 +22,16 @@ def test_demo_runs_end_to_end_on_synthetic_data(synth_data, tmp_path):
     assert {("tflite", "int8-qat"), ("onnx", "int8-ptq"), ("onnx", "fp32")} <= kinds
     bench = json.loads((out / "bench.json").read_text())
     assert len(bench["rows"]) >= len(exported["artifacts"])
-    scan = json.loads((out / "scan.json").read_text())
-    assert scan and "results" in r.output
-    assert str(out) in r.output
+    json.loads((out / "scan.json").read_text(), parse_constant=pytest.fail)      # strict JSON
+    # The scanned field of view is a patient with IDC (a blank overlay would show nothing).
+    (labels,) = out.glob("mosaic-*.labels.png")
+    patient = labels.name[len("mosaic-"):-len(".labels.png")]
+    assert any((synth_data / patient / "1").glob("*.png")), f"demo scanned patient {patient}, who has no IDC"
+    assert "demo finished" in r.output and str(out / "exported") in r.output
+    assert "reused" not in r.output
+
+    # Again on the same folder: finished steps are reused, and the demo says so.
+    again = CliRunner().invoke(app, ["demo", "--data", str(synth_data), "--out", str(out), "--quick"])
+    assert again.exit_code == 0, again.output[-3000:]
+    for step in ("2/6 train", "3/6 quantize", "4/6 export"):
+        assert re.search(rf"{re.escape(step)}.*\(reused\)", again.output), step

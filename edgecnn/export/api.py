@@ -13,6 +13,7 @@ from typing import Any
 
 from edgecnn.export.errors import ExportError, ToolMissing
 from edgecnn.formats import FormatSpec, format_names, formats_for, get_format
+from edgecnn.fsutil import TEMP_PREFIX
 from edgecnn.manifest import manifest_path, write_manifest
 from edgecnn.progress import Bar
 from edgecnn.quantize.rundata import as_run
@@ -190,7 +191,7 @@ def staging(out_dir: Path):
     Its dot name keeps it out of artifact discovery if a killed process leaves it behind."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+    stage = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{out_dir.name}.export-", dir=out_dir.parent))
     try:
         yield stage
     finally:
