@@ -4,8 +4,11 @@
 No TensorFlow here (the optional Keras reference row imports it in its own process).
 """
 
-from edgecnn.bench.harness import BenchError, apply_gate, discover_artifacts, load_eval_data, run_bench
-from edgecnn.bench.latency import Latency, measure_latency, measure_throughput
+from edgecnn.bench.data import BenchError, load_eval_data
+from edgecnn.bench.discover import discover_artifacts, is_temp_file
+from edgecnn.bench.gate import apply_gate, pick_reference
+from edgecnn.bench.harness import run_bench
+from edgecnn.bench.latency import Latency, measure_latency, measure_throughput, summarize_rounds
 
-__all__ = ["BenchError", "Latency", "apply_gate", "discover_artifacts", "load_eval_data", "measure_latency",
-           "measure_throughput", "run_bench"]
+__all__ = ["BenchError", "Latency", "apply_gate", "discover_artifacts", "is_temp_file", "load_eval_data",
+           "measure_latency", "measure_throughput", "pick_reference", "run_bench", "summarize_rounds"]
