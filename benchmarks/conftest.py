@@ -16,15 +16,17 @@ import pytest
 
 
 def _targets() -> list:
-    from edgecnn.formats import SUFFIX_RUNTIME
+    from edgecnn.bench import BenchError, discover_artifacts
     from edgecnn.paths import release_model_dir
     from edgecnn.runtime import runtime_available, runtimes_for
 
     d = release_model_dir()
-    arts = sorted(f for f in d.iterdir() if f.suffix in SUFFIX_RUNTIME) if d.is_dir() else []
-    if not arts:
+    try:
+        # The bench's own discovery: temp files of an interrupted export are never benchmarked.
+        arts = discover_artifacts([d])
+    except BenchError as e:
         return [pytest.param(None, marks=pytest.mark.skip(
-            reason=f"no release model in {d}: run `edgecnn export ... --release` (or set EDGECNN_RELEASE_DIR)"))]
+            reason=f"no release model: {e} (or set EDGECNN_RELEASE_DIR)"))]
     threads = [int(t) for t in os.environ.get("EDGECNN_BENCH_THREADS", "1").split(",") if t.strip()]
     params = []
     for a in arts:
