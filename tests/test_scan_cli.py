@@ -61,8 +61,7 @@ def test_scan_cli_json(mosaic_png, scan_model, tmp_path):
     res = runner.invoke(app, ["scan", str(mosaic_png / "m.png"), str(bad), "--model", str(scan_model),
                               "--out", str(out), "--json", "-"])
     assert res.exit_code == 1
-    line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")][0]
-    recs = json.loads(line)["images"]
+    recs = json.loads(res.stdout)["images"]                 # stdout holds only the JSON document
     assert "error" in recs[1] and "bad.png" in recs[1]["error"]
 
 
@@ -70,7 +69,7 @@ def test_scan_cli_default_model_and_missing_release(mosaic_png, release_dir, tmp
     monkeypatch.setenv("EDGECNN_RELEASE_DIR", str(release_dir))
     res = runner.invoke(app, ["scan", str(mosaic_png / "m.png"), "--out", str(tmp_path), "--json", "-"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout.strip().splitlines()[-1])["model"].endswith("int8-ptq.tflite")
+    assert json.loads(res.stdout)["model"].endswith("int8-ptq.tflite")
     monkeypatch.setenv("EDGECNN_RELEASE_DIR", str(tmp_path / "nowhere"))
     res = runner.invoke(app, ["scan", str(mosaic_png / "m.png"), "--out", str(tmp_path)])
     assert res.exit_code == 2 and "no release model" in res.output
@@ -83,8 +82,49 @@ def test_scan_cli_watch(mosaic_png, scan_model, tmp_path):
     (drop / "b.png").write_bytes(b"broken")
     res = runner.invoke(app, ["scan", "--watch", str(drop), "--model", str(scan_model), "--out", str(tmp_path / "o"),
                               "--policy", "all", "--settle", "0.05", "--max-frames", "2", "--timeout", "30",
-                              "--json", str(tmp_path / "w.json")])
+                              "--json", str(tmp_path / "w.jsonl")])
     assert res.exit_code == 0, res.output
-    w = read_json(tmp_path / "w.json")
-    assert w["watch"]["scanned"] == 1 and w["watch"]["failed"] == 1 and w["watch"]["stopped_by"] == "max_frames"
+    lines = [json.loads(line) for line in (tmp_path / "w.jsonl").read_text().splitlines()]
+    frames, summary = lines[:-1], lines[-1]["summary"]["sources"][0]
+    assert sorted(f["name"] for f in frames) == ["a.png", "b.png"]
+    assert [("error" in f) for f in sorted(frames, key=lambda f: f["name"])] == [False, True]
+    assert (summary["scanned"], summary["failed"], summary["stopped_by"]) == (1, 1, "max_frames")
+    assert summary["source"]["kind"] == "watch" and summary["policy"] == "all"
     assert (tmp_path / "o" / "a.overlay.png").exists()
+
+
+def test_scan_cli_video(mosaic, make_video, scan_model, tmp_path):
+    from tests.fixtures_scan import video_frames
+
+    path, frames = make_video("cli.avi", n=6)
+    res = runner.invoke(app, ["scan", str(path), "--model", str(scan_model), "--out", str(tmp_path / "ann.mp4"),
+                              "--threads", "2", "--batch-size", "128", "--json", "-", "--quiet"])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(line) for line in res.stdout.splitlines()]      # stdout holds only the JSON lines
+    assert [f["frame"] for f in lines[:-1]] == list(range(6))
+    assert all(len(f["grid"]) == f["rows"] and f["tissue_tiles"] > 0 for f in lines[:-1])
+    s = lines[-1]["summary"]
+    assert s["scanner"]["threads"] == 2 and s["scanner"]["batch_size"] == 128
+    live = s["sources"][0]
+    assert live["rendered"] == 6 and live["policy"] == "all" and live["video"].endswith("ann.mp4")
+    assert {"p50", "p99"} <= set(live["stages_ms"]["scan"]) and live["fps"] > 0
+    written = video_frames(tmp_path / "ann.mp4")
+    assert len(written) == 6 and written[0].shape == frames[0].shape
+
+
+def test_scan_cli_bad_sources(mosaic_png, scan_model, tmp_path):
+    res = runner.invoke(app, ["scan", "--camera", "57", "--model", str(scan_model), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "camera 57: cannot open it" in res.output
+    fake = tmp_path / "x.mkv"
+    fake.write_bytes(b"\x00" * 100)
+    res = runner.invoke(app, ["scan", str(fake), "--model", str(scan_model), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "x.mkv" in res.output and "cannot open it as a video" in res.output
+    res = runner.invoke(app, ["scan", "--model", str(scan_model)])
+    assert res.exit_code == 2 and "--camera" in res.output
+    res = runner.invoke(app, ["scan", "--camera", "0", "--watch", str(tmp_path), "--model", str(scan_model)])
+    assert res.exit_code == 2 and "give one" in res.output
+
+
+def test_scan_help_has_an_example():
+    res = runner.invoke(app, ["scan", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "Example" in res.output and "--camera" in res.output and "--quiet" in res.output

@@ -113,8 +113,9 @@ def test_overlay_marks_positive_tiles(mosaic, scan_backend, per_patch):
     assert im.shape == crop.shape
     bg = np.isnan(r.heat)
     np.testing.assert_array_equal(im[bg], crop[bg])            # background left as it was
-    pos = r.heat >= thr
-    if pos.any():
-        assert (im[pos][:, 0] - im[pos][:, 2]).mean() > (crop[pos][:, 0].astype(int) - crop[pos][:, 2]).mean()
+    with np.errstate(invalid="ignore"):
+        pos = r.heat >= thr
+    assert pos.sum() >= 2500, "the 80 % quantile threshold leaves a positive tile in a 1000×1000 crop"
+    assert (im[pos][:, 0] - im[pos][:, 2]).mean() > (crop[pos][:, 0].astype(int) - crop[pos][:, 2]).mean()
     with_legend = np.asarray(overlay(crop, r))
     assert (with_legend[:40, :170] != im[:40, :170]).any()

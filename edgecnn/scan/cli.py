@@ -1,9 +1,9 @@
-"""`edgecnn scan` and `edgecnn data mosaic`: thin wrappers over edgecnn.scan and edgecnn.data.mosaic."""
+"""`edgecnn scan`, `edgecnn tune` and `edgecnn data mosaic`: thin wrappers over edgecnn.scan
+(sources → live pipeline → sinks) and edgecnn.data.mosaic. No TensorFlow at import."""
 
 from __future__ import annotations
 
-import json
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -12,51 +12,40 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgecnn.fsutil import write_json
+from edgecnn.clikit import JSON_HELP, Quiet, Verbose, emit_json, err, fail
 
-err = Console(stderr=True)
-
-
-def _fail(msg: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {escape(msg)}", highlight=False)
-    raise typer.Exit(code)
+SCAN_JSON_HELP = ("Image files: one JSON document (model, and per image: tiles, tissue_tiles, positive_share, "
+                  "ms_per_frame, grid) to FILE, or - for stdout. Video, --camera, --watch: JSON lines as frames "
+                  "are rendered (one per frame, then {\"summary\": ...} with per-stage p50/p99 and fps).")
 
 
-def _unique_stem(path: Path, used: set[str]) -> str:
-    stem, i = path.stem, 1
-    while stem in used:
-        i += 1
-        stem = f"{path.stem}-{i}"
-    used.add(stem)
-    return stem
+@dataclass
+class Run:
+    """One scan command's state, passed between its steps."""
 
-
-def _record(result, overlay_path: Path) -> dict[str, Any]:
-    rec = result.summary(grid=True)
-    rec["overlay"] = str(overlay_path)
-    return rec
-
-
-def _table(records: list[dict[str, Any]], title: str) -> Table:
-    t = Table(title=title)
-    for col in ("image", "tiles", "tissue tiles", "IDC-positive share", "ms / frame"):
-        t.add_column(col, justify="left" if col == "image" else "right")
-    for r in records:
-        if "error" in r:
-            t.add_row(Path(r["source"]).name, "-", "-", f"[red]{escape(r['error'])}[/red]", "-")
-        else:
-            t.add_row(Path(r["source"]).name, str(r["tiles"]), str(r["tissue_tiles"]),
-                      f"{100 * r['positive_share']:.1f}%", f"{r['ms_per_frame']:.1f}")
-    return t
+    scanner: Any
+    out: Path
+    json_out: Optional[str]
+    quiet: bool
+    console: Console
+    streaming: bool
+    records: list[dict[str, Any]] = field(default_factory=list)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
 
 
 def scan(
-    images: Annotated[Optional[list[Path]], typer.Argument(
-        help="Images to scan (PNG, JPEG, TIFF, ...). Leave out with --watch.", show_default=False)] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the heat-map overlays (<image>.overlay.png).")] = Path("scan-out"),
+    inputs: Annotated[Optional[list[Path]], typer.Argument(
+        help="Images (PNG, JPEG, TIFF, ...) and/or videos (mp4, avi, mkv, mov, ...) to scan. "
+             "Leave out with --camera or --watch.", show_default=False)] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for overlays (<image>.overlay.png, "
+                                      "<video>.overlay.mp4), or a video file name (.mp4, .avi, .mkv) for the annotated video.")] = Path("scan-out"),
+    camera: Annotated[Optional[int], typer.Option("--camera", help="Scan a live camera by index (0 = the first; "
+                                                  "/dev/videoN on Linux) until Ctrl-C, --max-frames or --timeout.")] = None,
+    watch_dir: Annotated[Optional[Path], typer.Option(
+        "--watch", help="Watch this folder and scan each new image as the camera drops it (Ctrl-C stops).")] = None,
     model: Annotated[Optional[Path], typer.Option(
-        help="Model artifact (.tflite, .onnx, .xml, .engine) with its .json manifest. "
-             "Default: the release model in exported/release (int8 TFLite, else int8 ONNX, else fp32 ONNX).")] = None,
+        help="Model artifact (.tflite, .onnx, .xml, .engine) with its .json manifest. Default: the device profile "
+             "from `edgecnn tune` if there is one for this machine, else the release model (int8 TFLite, ...).")] = None,
     stride: Annotated[Optional[int], typer.Option(
         help="Pixels between tile corners. Default: the model's patch size (50): non-overlapping tiles. "
              "Smaller = overlapping tiles, averaged in the heat map.")] = None,
@@ -65,102 +54,327 @@ def scan(
     rescale: Annotated[float, typer.Option(
         help="Resize factor applied to each frame before tiling, to match the dataset's scale "
              "(~2.5x apparent magnification, ~4 um/px; e.g. 0.25 for a 10x frame at 1 um/px).")] = 1.0,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads for inference (default: the runtime's choice).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Tiles per inference call.")] = 256,
+    threads: Annotated[Optional[int], typer.Option("--threads", "-t", help="CPU threads for inference (default: the device profile's, else the runtime's choice).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Tiles per inference call (default: the device profile's, else 256).")] = None,
     edge: Annotated[str, typer.Option(help="Tiles running past the right/bottom edge: 'drop' them or 'pad' the frame with white.")] = "drop",
     min_tissue: Annotated[float, typer.Option(
         help="Share of a tile's pixels that must be non-background (not near-white/near-black) to scan it.")] = 0.01,
-    json_out: Annotated[Optional[str], typer.Option(
-        "--json", help="Write per-image results (tiles, tissue_tiles, positive_share, ms_per_frame, grid) to FILE, or '-' for stdout.")] = None,
-    watch_dir: Annotated[Optional[Path], typer.Option(
-        "--watch", help="Watch this folder and scan each new image as the camera drops it (Ctrl-C stops).")] = None,
-    max_frames: Annotated[Optional[int], typer.Option(help="--watch: stop after this many frames.")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="--watch: stop after this many seconds.")] = None,
-    policy: Annotated[str, typer.Option(
-        help="--watch, when frames arrive faster than they are scanned: 'newest' scans only the latest "
-             "and counts the rest as dropped; 'all' scans every frame in order.")] = "newest",
+    json_out: Annotated[Optional[str], typer.Option("--json", help=SCAN_JSON_HELP)] = None,
+    show: Annotated[bool, typer.Option("--show", help="Also show the overlay in a window (needs a display and opencv-python with GUI; q quits).")] = False,
+    max_frames: Annotated[Optional[int], typer.Option(help="Video, --camera, --watch: stop after this many frames.")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="--camera, --watch: stop after this many seconds.")] = None,
+    policy: Annotated[Optional[str], typer.Option(
+        help="When frames come faster than they are scanned: 'newest' scans the latest and counts the rest as "
+             "dropped (default for --camera and --watch); 'all' scans every frame (default for files and videos).")] = None,
     skip_existing: Annotated[bool, typer.Option(help="--watch: ignore images already in the folder at start.")] = False,
     settle: Annotated[float, typer.Option(help="--watch: seconds a file's size must hold still before it is read.")] = 0.2,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Load the model even if its sha256 differs from the manifest.")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Scan microscope fields of view for IDC: tile each image into model-sized patches, skip
-    background, classify every tissue tile, and write a heat-map overlay per image plus a summary
-    (tiles, tissue tiles, IDC-positive share, ms per frame)."""
-    from edgecnn.data.mosaic import save_png
-    from edgecnn.scan.image import ImageError, read_image
-    from edgecnn.scan.model import ModelNotFound
-    from edgecnn.scan.overlay import overlay
-    from edgecnn.scan.scanner import Scanner
-    from edgecnn.scan.watch import WatchStats, watch
+    """Scan microscope fields of view for IDC: tile each frame into model-sized patches, skip
+    background, classify every tissue tile, and write a heat-map overlay (PNG per image, an
+    annotated video per video or camera) plus a summary. Video and camera frames go through a
+    pipelined loop (capture, scan, render on separate threads).
 
-    images = list(images or [])
-    if not images and watch_dir is None:
-        _fail("give one or more IMAGE files, or --watch DIR (see --help)", 2)
-    if policy not in ("newest", "all"):
-        _fail(f"--policy must be 'newest' or 'all', not {policy!r}", 2)
-    try:
-        scanner = Scanner(model, threads=threads, batch_size=batch_size, tissue_threshold=min_tissue,
-                          rescale=rescale, threshold=threshold, edge=edge, verify=not no_verify)
-    except (ModelNotFound, ValueError, OSError, ImportError) as e:
-        _fail(str(e), 2)
+    Examples: edgecnn scan frame.png --out scans/
+              edgecnn scan clip.mp4 --out clip.overlay.mp4 --json clip.jsonl
+              edgecnn scan --camera 0 --out live.mp4 --max-frames 300
+    """
+    _check_args(inputs, camera, watch_dir, policy)
+    scanner = _load_scanner(model, threads, batch_size, min_tissue, rescale, threshold, edge, no_verify)
+    streaming = camera is not None or watch_dir is not None or any(_is_video(p) for p in inputs or [])
     to_stdout = json_out == "-"
-    console = err if to_stdout else Console()
-    backend = scanner.backend
-    console.print(f"model {getattr(backend, 'path', backend)}  tile {scanner.tile_size}px  "
-                  f"threshold {scanner.threshold:.3f}", highlight=False)
-    used: set[str] = set()
-    records: list[dict[str, Any]] = []
-
-    def emit(source: Path, result, frame: Any) -> dict[str, Any]:
-        target = out / f"{_unique_stem(source, used)}.overlay.png"
-        save_png(target, overlay(frame, result))
-        return _record(result, target)
-
-    stats = WatchStats()
+    run = Run(scanner, out, json_out, quiet, err if to_stdout else Console(), streaming)
+    if not quiet:
+        d = scanner.describe()
+        run.console.print(f"model {d['model']} ({d['runtime']}, {d['threads'] or 'default'} threads, batch {d['batch_size']}"
+                          f"{', device profile ' + d['profile'] if d['profile'] else ''})  tile {d['tile_size']}px  "
+                          f"threshold {d['threshold']:.3f}", highlight=False)
+    sources = _open_sources(inputs, camera, watch_dir, policy, timeout, skip_existing, settle)
+    json_sink = _json_lines(run)
     try:
-        for path in images:
-            try:
-                frame = read_image(path)
-                result = scanner.scan(frame, stride=stride, source=str(path))
-                records.append(emit(path, result, frame))
-            except (ImageError, ValueError) as e:
-                records.append({"source": str(path), "error": str(e)})
-                err.print(f"[red]skipped[/red] {escape(str(e))}", highlight=False)
+        for source in sources:
+            _run_source(run, source, json_sink, stride, policy, max_frames, show)
+    finally:
+        if json_sink is not None:
+            json_sink.write_summary({"scanner": scanner.describe(), "sources": run.summaries})
+            json_sink.finish()
+    _report(run)
+
+
+def _is_video(path: Path) -> bool:
+    from edgecnn.scan.sources import is_video
+
+    return is_video(path)
+
+
+def _check_args(inputs, camera, watch_dir, policy) -> None:
+    if not inputs and camera is None and watch_dir is None:
+        fail("give one or more IMAGE or VIDEO files, --camera N, or --watch DIR (see --help)")
+    if camera is not None and watch_dir is not None:
+        fail("--camera and --watch are two live sources; give one")
+    if policy not in (None, "newest", "all"):
+        fail(f"--policy must be 'newest' or 'all', not {policy!r}")
+
+
+def _load_scanner(model, threads, batch_size, min_tissue, rescale, threshold, edge, no_verify):
+    from edgecnn.scan.model import ModelNotFound
+    from edgecnn.scan.scanner import Scanner
+
+    try:
+        return Scanner(model, threads=threads, batch_size=batch_size, tissue_threshold=min_tissue, rescale=rescale,
+                       threshold=threshold, edge=edge, verify=not no_verify)
+    except (ModelNotFound, ValueError, OSError, ImportError) as e:
+        fail(str(e))
+
+
+def _open_sources(inputs, camera, watch_dir, policy, timeout, skip_existing, settle) -> list:
+    from edgecnn.scan.sources import Camera, SourceError, open_inputs
+    from edgecnn.scan.watch import FolderWatch
+
+    try:
+        sources = open_inputs(inputs or [])
+        if camera is not None:
+            sources.append(Camera(camera))
         if watch_dir is not None:
-            console.print(f"watching {watch_dir} (policy {policy}; Ctrl-C stops)", highlight=False)
-            for ev in watch(watch_dir, scanner, stride=stride, policy=policy, settle_s=settle,
-                            max_frames=max_frames, timeout=timeout, include_existing=not skip_existing, stats=stats):
-                if not ev.ok:
-                    records.append({"source": str(ev.path), "error": ev.error})
-                    continue
-                rec = emit(ev.path, ev.result, ev.frame)
-                rec.update(latency_ms=ev.latency_ms, decode_ms=ev.decode_ms, dropped_so_far=ev.dropped)
-                records.append(rec)
-                console.print(f"#{ev.index} {ev.path.name}: {rec['tissue_tiles']} tissue tiles, "
-                              f"IDC {100 * rec['positive_share']:.1f}%, {ev.result.ms_per_frame:.1f} ms scan, "
-                              f"{ev.latency_ms:.1f} ms latency, dropped {ev.dropped}", highlight=False)
-    except KeyboardInterrupt:
-        stats.stopped_by = "interrupt"
-    console.print(_table(records, f"scan → {out}"))
-    if watch_dir is not None:
-        console.print(f"watch: {stats.scanned} scanned, {stats.failed} failed, {stats.dropped} dropped"
-                      f"{', stopped by ' + stats.stopped_by if stats.stopped_by else ''}", highlight=False)
-    if json_out:
-        payload = {
-            "model": str(getattr(backend, "path", "")),
-            "threshold": scanner.threshold,
-            "tile_size": scanner.tile_size,
-            "images": records,
-        }
-        if watch_dir is not None:
-            payload["watch"] = {"scanned": stats.scanned, "failed": stats.failed, "dropped": stats.dropped,
-                                "stopped_by": stats.stopped_by}
-        if to_stdout:
-            sys.stdout.write(json.dumps(payload) + "\n")
+            sources.append(FolderWatch(watch_dir, policy=policy or "newest", settle_s=settle,
+                                       include_existing=not skip_existing, timeout=timeout))
+    except SourceError as e:
+        fail(str(e))
+    if timeout is not None and camera is not None:
+        _stop_after(sources[-1], timeout)
+    return sources
+
+
+def _stop_after(source, seconds: float) -> None:
+    import threading
+
+    def stop() -> None:
+        source.stopped_by = "timeout"
+        source.close()
+
+    threading.Timer(seconds, stop).start()
+
+
+def _json_lines(run: Run):
+    if not run.json_out or not run.streaming:
+        return None
+    from edgecnn.scan.sinks import JsonLines
+
+    return JsonLines(run.json_out)
+
+
+def _sinks(run: Run, source, json_sink, show: bool, stop) -> list:
+    from edgecnn.scan.sinks import PngFiles, VideoOut, Window, video_target
+
+    sinks: list = [json_sink] if json_sink is not None else []
+    if source.kind in ("video", "camera"):
+        sinks.append(VideoOut(video_target(run.out, source.name), fps=source.fps))
+    else:
+        sinks.append(PngFiles(run.out))
+    if show:
+        try:
+            sinks.append(Window(on_quit=stop))
+        except (RuntimeError, Exception) as e:  # noqa: BLE001 — cv2.error is not importable without cv2
+            fail(str(e))
+    return sinks
+
+
+def _run_source(run: Run, source, json_sink, stride, policy, max_frames, show) -> None:
+    from edgecnn.scan.live import LivePipeline
+
+    holder: dict[str, Any] = {}
+    sinks = _sinks(run, source, json_sink, show, lambda: holder["p"].stop())
+    png = next((s for s in sinks if s.name == "png"), None)
+    video = next((s for s in sinks if s.name == "video"), None)
+
+    def on_frame(item, report) -> None:
+        if not run.streaming:   # a camera runs for hours: its frames go to the JSON lines, not memory
+            run.records.append(_record(item, png))
+        if not run.quiet and run.streaming:
+            _print_frame(run.console, item, report)
+
+    pipeline = LivePipeline(source, run.scanner, sinks, policy=policy, stride=stride, max_frames=max_frames,
+                            on_frame=on_frame)
+    holder["p"] = pipeline
+    if not run.quiet and run.streaming:
+        run.console.print(f"{source.kind} {source.name} (policy {pipeline.report.policy}; Ctrl-C stops)", highlight=False)
+    report = pipeline.run()
+    summary = report.summary()
+    if video is not None and video.frames:
+        summary["video"] = str(video.path)
+    run.summaries.append(summary)
+
+
+def _record(item, png) -> dict[str, Any]:
+    from edgecnn.scan.sinks import frame_record
+
+    rec = frame_record(item, grid=True)
+    if png is not None and id(item) in png.written:
+        rec["overlay"] = str(png.written.pop(id(item)))
+    return rec
+
+
+def _print_frame(console: Console, item, report) -> None:
+    f = item.frame
+    if not item.ok:
+        console.print(f"[red]skipped[/red] {escape(f.name)}: {escape(item.error)}", highlight=False)
+        return
+    r = item.result
+    console.print(f"#{f.index} {escape(f.name)}: {r.tissue_tiles} tissue tiles, IDC {100 * r.positive_share:.1f}%, "
+                  f"scan {item.scan_ms:.0f} ms, {report.fps:.1f} fps, dropped {report.dropped}", highlight=False)
+
+
+def _table(records: list[dict[str, Any]], title: str) -> Table:
+    t = Table(title=title)
+    for col in ("image", "tiles", "tissue tiles", "IDC-positive share", "ms / frame"):
+        t.add_column(col, justify="left" if col == "image" else "right")
+    for r in records:
+        if "error" in r:
+            t.add_row(escape(r["name"]), "-", "-", f"[red]{escape(r['error'])}[/red]", "-")
         else:
-            write_json(json_out, payload)
-    if any("error" in r for r in records) and not watch_dir:
+            t.add_row(escape(r["name"]), str(r["tiles"]), str(r["tissue_tiles"]),
+                      f"{100 * r['positive_share']:.1f}%", f"{r['ms_per_frame']:.1f}")
+    return t
+
+
+def _stream_table(summaries: list[dict[str, Any]]) -> Table:
+    from rich import box
+
+    t = Table(title="live loop (ms per frame: p50/p99; bound = 1000 / mean of the slowest stage)", box=box.SIMPLE)
+    for col in ("source", "frames", "failed", "dropped", "capture", "scan", "render", "fps", "bound"):
+        t.add_column(col, justify="left" if col == "source" else "right", no_wrap=col != "source")
+    for s in summaries:
+        st = s["stages_ms"]
+        cell = [f"{st[k]['p50']:.0f}/{st[k]['p99']:.0f}" if k in st else "-" for k in ("capture", "scan", "render")]
+        t.add_row(escape(s["source"]["name"]), str(s["rendered"]), str(s["failed"]), str(s["dropped"]), *cell,
+                  f"{s['fps']:.1f}", f"{s['bound_fps']:.1f}" if s["bound_fps"] else "-")
+    return t
+
+
+def _report(run: Run) -> None:
+    if run.streaming:
+        if not run.quiet or run.json_out != "-":
+            run.console.print(_stream_table(run.summaries))
+        for s in run.summaries:
+            if s.get("video"):
+                run.console.print(f"annotated video: {s['video']}", highlight=False)
+            if s["source"].get("stopped_by"):
+                run.console.print(f"{s['source']['name']}: stopped by {s['source']['stopped_by']}", highlight=False)
+        return
+    if run.json_out != "-":
+        run.console.print(_table(run.records, f"scan → {run.out}"))
+    payload = run.scanner.describe() | {"images": run.records, "live": run.summaries[0] if run.summaries else None}
+    emit_json(payload, run.json_out)
+    if any("error" in r for r in run.records):
         raise typer.Exit(1)
+
+
+def tune_command(
+    frame: Annotated[Optional[Path], typer.Argument(
+        help="A real field of view to time on (PNG/JPEG...). Default: the mosaic of --patient from --data.",
+        show_default=False)] = None,
+    models: Annotated[Optional[Path], typer.Option("--models", help="Folder of artifacts to compare (default: the release folder).")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Kaggle-layout IDC folder for the default frame. Default: $EDGECNN_DATA.")] = None,
+    patient: Annotated[str, typer.Option(help="Patient whose mosaic is the default frame (a full patch grid: 8863, 10253, 10254, 14082).")] = "14082",
+    threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Comma-separated thread counts to try (default: 1 … all cores).")] = None,
+    batch_sizes: Annotated[str, typer.Option("--batch-sizes", "-b", help="Comma-separated tile batch sizes to try.")] = "64,256",
+    runtimes: Annotated[Optional[str], typer.Option("--runtimes", "-r", help="Comma-separated runtimes (default: every installed one).")] = None,
+    rounds: Annotated[int, typer.Option(help="Interleaved rounds (A B C A B C ...); the median of round medians ranks.")] = 3,
+    runs: Annotated[int, typer.Option(help="Timed scans per candidate per round.")] = 5,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Profile to write (default: ~/.cache/edgecnn/device-profile.json, or $EDGECNN_DEVICE_PROFILE).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Measure and print, but write no profile.")] = False,
+    json_out: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Measure which release artifact, runtime, thread count and batch size scan a real frame
+    fastest on this device, and write the device profile that `edgecnn scan` and `Scanner` then
+    use (explicit --model/--threads/--batch-size still win).
+
+    Example: edgecnn tune --data ~/idc --threads 1,2
+    """
+    from edgecnn.scan.tune import save_profile, tune
+
+    image = _tune_frame(frame, data, patient)
+    console = err if json_out == "-" else Console()
+    try:
+        with _status(console, quiet) as say:
+            prof = tune(image, models, threads=_ints(threads, "--threads"), batch_sizes=_ints(batch_sizes, "--batch-sizes"),
+                        runtimes=runtimes.split(",") if runtimes else None, rounds=rounds, runs=runs, progress=say)
+    except (FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    if json_out != "-":
+        console.print(_tune_table(prof))
+    if not dry_run:
+        console.print(f"device profile written to {save_profile(prof, out)}", highlight=False)
+    emit_json(prof, json_out)
+
+
+def _ints(text: Optional[str], opt: str) -> Optional[list[int]]:
+    if text is None:
+        return None
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{opt} takes comma-separated integers, e.g. 1,2; got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise typer.BadParameter(f"{opt} takes positive integers; got {text!r}")
+    return vals
+
+
+def _tune_frame(frame: Optional[Path], data: Optional[str], patient: str):
+    from edgecnn.scan.image import ImageError, read_image
+
+    if frame is not None:
+        try:
+            return read_image(frame)
+        except ImageError as e:
+            fail(str(e))
+    import os
+
+    from edgecnn.data.layout import DataError
+    from edgecnn.data.mosaic import build_mosaic
+
+    root = (data or os.environ.get("EDGECNN_DATA", "")).split(":")[0]
+    if not root:
+        fail("give a FRAME image, or --data (or $EDGECNN_DATA) to build one from a patient's patches")
+    try:
+        return build_mosaic(Path(root) / patient).image
+    except DataError as e:
+        fail(str(e))
+
+
+class _status:
+    """A one-line rich status ("round 2/3: ...") while tuning; silent with --quiet."""
+
+    def __init__(self, console: Console, quiet: bool):
+        self.console, self.quiet, self._st = console, quiet, None
+
+    def __enter__(self):
+        if self.quiet:
+            return None
+        self._st = self.console.status("tuning")
+        self._st.__enter__()
+        return lambda msg: self._st.update(f"tuning: {msg}")
+
+    def __exit__(self, *exc) -> None:
+        if self._st is not None:
+            self._st.__exit__(*exc)
+
+
+def _tune_table(prof: dict[str, Any]) -> Table:
+    t = Table(title=f"scan of a {prof['frame']['width']}×{prof['frame']['height']} frame "
+                    f"({prof['frame']['tissue_tiles']} tissue tiles), median of {prof['rounds']} round p50s")
+    for col in ("artifact", "runtime", "threads", "batch", "ms / frame", "spread", "label diff"):
+        t.add_column(col, justify="left" if col in ("artifact", "runtime") else "right")
+    c = prof["choice"]
+    for r in sorted(prof["rows"], key=lambda r: r["ms_per_frame"]):
+        mark = "bold green" if all(r[k] == c[k] for k in ("artifact", "runtime", "threads", "batch_size")) else None
+        t.add_row(r["artifact"], r["runtime"], str(r["threads"]), str(r["batch_size"]), f"{r['ms_per_frame']:.1f}",
+                  f"{100 * r['spread']:.0f}%", f"{100 * r['label_diff']:.2f}%" + ("" if r["eligible"] else " ✗"), style=mark)
+    return t
 
 
 def mosaic_command(
@@ -171,9 +385,14 @@ def mosaic_command(
     overlay_out: Annotated[Optional[Path], typer.Option(
         help="Also write the mosaic with the labels drawn over it (IDC red, outlined; no IDC faint yellow).")] = None,
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the mosaic's summary to FILE, or '-' for stdout.")] = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Rebuild a patient's tissue region from its patches (x/y in the file names give each patch's
-    place). Use it to see a real field of view, or to scan it and compare the heat map with the labels."""
+    place). Use it to see a real field of view, or to scan it and compare the heat map with the labels.
+
+    Example: edgecnn data mosaic ~/idc/14082 --out 14082.png --overlay-out 14082.labels.png
+    """
     from edgecnn.data.layout import DataError
     from edgecnn.data.mosaic import build_mosaic, label_png, save_png
     from edgecnn.scan.overlay import label_overlay
@@ -181,7 +400,7 @@ def mosaic_command(
     try:
         m = build_mosaic(patient_dir)
     except DataError as e:
-        _fail(str(e), 2)
+        fail(str(e))
     save_png(out, m.image)
     if labels_out:
         save_png(labels_out, label_png(m.label_mask))
@@ -191,10 +410,8 @@ def mosaic_command(
                              "overlay": str(overlay_out) if overlay_out else None}
     for s in m.skipped:
         err.print(f"[yellow]skipped[/yellow] {escape(s['file'])}: {escape(s['reason'])}", highlight=False)
-    if json_out == "-":
-        sys.stdout.write(json.dumps(summary) + "\n")
+    if emit_json(summary, json_out):
         return
-    if json_out:
-        write_json(json_out, summary)
-    Console().print(f"{m.patient}: {len(m.tiles)} patches ({summary['idc_patches']} IDC) → "
-                    f"{m.image.shape[1]}×{m.image.shape[0]} px, origin {m.origin} → {out}", highlight=False)
+    if not quiet:
+        Console().print(f"{m.patient}: {len(m.tiles)} patches ({summary['idc_patches']} IDC) → "
+                        f"{m.image.shape[1]}×{m.image.shape[0]} px, origin {m.origin} → {out}", highlight=False)

@@ -30,11 +30,14 @@ from edgecnn.scan.tiling import (
     WHITE_LEVEL,
     Grid,
     covered_frame,
+    heat_cells,
     heat_map,
     make_grid,
     tile_view,
     tissue_fraction,
 )
+
+DEFAULT_BATCH = 256
 
 
 @dataclass
@@ -102,9 +105,14 @@ class ScanResult:
         return float(self.timing.get("total", float("nan")))
 
     @cached_property
+    def heat_cells(self) -> tuple[np.ndarray, int]:
+        """The heat map at cell resolution and the cell size (``edgecnn.scan.tiling.heat_cells``)."""
+        return heat_cells(self.prob_map, self.grid)
+
+    @cached_property
     def heat(self) -> np.ndarray:
         """(H, W) float32 per-pixel probability (mean over overlapping tissue tiles), NaN elsewhere."""
-        return heat_map(self.prob_map, self.grid)
+        return heat_map(self.prob_map, self.grid, self.heat_cells)
 
     def grid_list(self) -> list[list[float | None]]:
         """The probability grid for JSON: rows of floats, None for background tiles."""
@@ -141,20 +149,29 @@ class Scanner:
     model's own (from its manifest). ``tissue_threshold`` (the minimum share of non-background
     pixels for a tile to be classified), ``white_level``, ``black_level``: the tissue rule
     (``edgecnn.scan.tiling``). ``edge``: "drop" or "pad" for tiles past the frame's edge.
+    ``profile``: with no ``model``, the device profile ``edgecnn tune`` wrote ("auto": the default
+    path when it exists and was made on this machine; a path; None: ignore it) picks the artifact,
+    runtime, threads and batch size, each only where the caller gave none.
     """
 
-    def __init__(self, model: Any = None, threads: int | None = None, batch_size: int = 256,
+    def __init__(self, model: Any = None, threads: int | None = None, batch_size: int | None = None,
                  tissue_threshold: float = MIN_TISSUE, rescale: float = 1.0, *,
                  threshold: float | None = None, edge: str = "drop", white_level: int = WHITE_LEVEL,
-                 black_level: int = BLACK_LEVEL, runtime: str | None = None, verify: bool = True):
-        if not isinstance(batch_size, int) or batch_size < 1:
+                 black_level: int = BLACK_LEVEL, runtime: str | None = None, verify: bool = True,
+                 profile: Any = "auto"):
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
         if not 0.0 <= tissue_threshold <= 1.0:
             raise ValueError(f"tissue_threshold is a share of a tile's pixels, in [0, 1]; got {tissue_threshold}")
         if not rescale > 0:
             raise ValueError(f"rescale must be a positive factor; got {rescale}")
+        self.profile = None
+        if model is None and profile is not None:
+            from edgecnn.scan.tune import apply_profile
+
+            model, runtime, threads, batch_size, self.profile = apply_profile(profile, runtime, threads, batch_size)
         self.backend = load_backend(model, threads=threads, runtime=runtime, verify=verify)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or DEFAULT_BATCH
         self.tissue_threshold = float(tissue_threshold)
         self.rescale = float(rescale)
         self.threshold = float(self.backend.threshold if threshold is None else threshold)
@@ -162,6 +179,13 @@ class Scanner:
         self.white_level = int(white_level)
         self.black_level = int(black_level)
         make_grid(1, 1, 1, 1, edge=edge)  # reject a bad edge rule now, not at the first frame
+
+    def describe(self) -> dict[str, Any]:
+        """What runs: artifact, runtime, threads, batch size, threshold, and the device profile used."""
+        b = self.backend
+        return {"model": str(getattr(b, "path", b)), "runtime": getattr(b, "runtime", None),
+                "threads": getattr(b, "threads", None), "batch_size": self.batch_size, "threshold": self.threshold,
+                "tile_size": self.tile_size, "profile": str(self.profile) if self.profile else None}
 
     @property
     def tile_size(self) -> int:

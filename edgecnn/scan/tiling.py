@@ -148,8 +148,10 @@ def tissue_fraction(frame: np.ndarray, grid: Grid, white_level: int = WHITE_LEVE
     return (counts / float(grid.size * grid.size)).astype(np.float32)
 
 
-def heat_map(prob_map: np.ndarray, grid: Grid) -> np.ndarray:
-    """(H, W) float32 per-pixel probability of the frame: mean over the tissue tiles covering it, NaN elsewhere."""
+def heat_cells(prob_map: np.ndarray, grid: Grid) -> tuple[np.ndarray, int]:
+    """The heat map at cell resolution: (hc, wc) float32 mean probability of the tissue tiles over
+    each ``g``×``g`` cell (g = gcd(size, stride)), NaN where no tissue tile lies; and ``g``.
+    Cell (i, j) covers frame pixels origin + (i*g, j*g) onwards."""
     g, k, m, hc, wc = _cells(grid)
     valid = ~np.isnan(prob_map)
     p = np.where(valid, prob_map, 0.0).astype(np.float32)
@@ -164,6 +166,13 @@ def heat_map(prob_map: np.ndarray, grid: Grid) -> np.ndarray:
             count[sl] += valid
     with np.errstate(invalid="ignore", divide="ignore"):
         cells = np.where(count > 0, total / count, np.float32(np.nan)).astype(np.float32)
+    return cells, g
+
+
+def heat_map(prob_map: np.ndarray, grid: Grid, cells: tuple[np.ndarray, int] | None = None) -> np.ndarray:
+    """(H, W) float32 per-pixel probability of the frame: mean over the tissue tiles covering it, NaN elsewhere."""
+    cells, g = heat_cells(prob_map, grid) if cells is None else cells
+    hc, wc = cells.shape
     ox, oy = grid.origin
     heat = np.full((grid.height, grid.width), np.nan, dtype=np.float32)
     h = min(hc * g, grid.height - oy)

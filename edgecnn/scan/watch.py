@@ -27,8 +27,9 @@ from typing import Iterator
 
 import numpy as np
 
-from edgecnn.scan.image import IMAGE_SUFFIXES, read_image
+from edgecnn.scan.image import IMAGE_SUFFIXES, ImageError, read_image
 from edgecnn.scan.scanner import Scanner, ScanResult
+from edgecnn.scan.sources import Frame, FrameSource, SourceError
 
 log = logging.getLogger("edgecnn.scan")
 
@@ -66,46 +67,86 @@ def is_candidate(name: str) -> bool:
     return not low.startswith(".") and not low.endswith(TEMP_SUFFIXES) and low.endswith(IMAGE_SUFFIXES)
 
 
+class FolderWatch(FrameSource):
+    """A folder a camera drops frames into, as a live FrameSource (the module doc's rules).
+
+    Ends after ``timeout`` seconds (``stopped_by = "timeout"``) or when closed; a consumer that
+    wants N frames stops iterating. ``dropped`` counts the backlog skipped under "newest".
+    """
+
+    kind = "watch"
+    live = True
+
+    def __init__(self, folder: str | os.PathLike, *, policy: str = "newest", poll_s: float = 0.05,
+                 settle_s: float = 0.2, timeout: float | None = None, include_existing: bool = True):
+        self.folder = Path(folder)
+        super().__init__(str(self.folder))
+        if not self.folder.is_dir():
+            raise SourceError(f"{self.folder}: the folder to watch does not exist; create it or point --watch at the camera's output folder")
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}; got {policy!r}")
+        self.policy, self.poll_s, self.settle_s, self.timeout = policy, poll_s, settle_s, timeout
+        self._done: set[tuple[str, int, int]] = set()
+        self._pending: dict[str, tuple[tuple[str, int, int], float]] = {}
+        self._closed = False
+        if not include_existing:
+            self._done.update(key for key, _ in _listing(self.folder))
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _frames(self) -> Iterator[Frame]:
+        start = time.monotonic()
+        i = 0
+        while not self._closed:
+            if self.timeout is not None and time.monotonic() - start >= self.timeout:
+                self.stopped_by = "timeout"
+                return
+            ready = _ready(self.folder, self._done, self._pending, self.settle_s)
+            if not ready:
+                time.sleep(self.poll_s)
+                continue
+            if self.policy == "newest":
+                self.dropped += len(ready) - 1
+                self._done.update(key for _, _, key in ready[:-1])
+                ready = ready[-1:]
+            for mtime_ns, path, key in ready:
+                self._done.add(key)
+                self._pending.pop(key[0], None)
+                t0 = time.perf_counter()
+                try:
+                    image, error = read_image(path), None
+                except (ImageError, OSError, ValueError) as e:
+                    image, error = None, f"{type(e).__name__}: {e}"
+                    log.warning("skipped frame %s: %s", path, error)
+                yield Frame(i, path.name, image, error, path, (time.perf_counter() - t0) * 1e3, t0,
+                            meta={"mtime_ns": mtime_ns, "dropped_so_far": self.dropped})
+                i += 1
+                if self.timeout is not None and time.monotonic() - start >= self.timeout:
+                    self.stopped_by = "timeout"
+                    return
+
+
 def watch(folder: str | os.PathLike, scanner: Scanner, *, stride: int | None = None,
           origin: tuple[int, int] = (0, 0), policy: str = "newest", poll_s: float = 0.05,
           settle_s: float = 0.2, max_frames: int | None = None, timeout: float | None = None,
           include_existing: bool = True, stats: WatchStats | None = None) -> Iterator[FrameEvent]:
-    """Yield one FrameEvent per frame taken from ``folder`` (see the module doc for the rules)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: the folder to watch does not exist; create it or point --watch at the camera's output folder")
-    if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES}; got {policy!r}")
-    stats = stats if stats is not None else WatchStats()
-    done: set[tuple[str, int, int]] = set()
-    pending: dict[str, tuple[tuple[str, int, int], float]] = {}
-    if not include_existing:
-        done.update(key for key, _ in _listing(folder))
-    start = time.monotonic()
+    """Yield one FrameEvent per frame taken from ``folder`` (see the module doc for the rules),
+    scanning each in this thread (``edgecnn.scan.live`` runs the same source pipelined)."""
     try:
-        while True:
-            if timeout is not None and time.monotonic() - start >= timeout:
-                stats.stopped_by = "timeout"
+        source = FolderWatch(folder, policy=policy, poll_s=poll_s, settle_s=settle_s, timeout=timeout,
+                             include_existing=include_existing)
+    except SourceError as e:
+        raise FileNotFoundError(str(e)) from None
+    stats = stats if stats is not None else WatchStats()
+    try:
+        for frame in source:
+            stats.dropped = source.dropped
+            yield _scan_one(scanner, frame, stride, origin, stats)
+            if max_frames is not None and stats.scanned + stats.failed >= max_frames:
+                stats.stopped_by = "max_frames"
                 return
-            ready = _ready(folder, done, pending, settle_s)
-            if not ready:
-                time.sleep(poll_s)
-                continue
-            if policy == "newest":
-                stats.dropped += len(ready) - 1
-                for _, _, key in ready[:-1]:
-                    done.add(key)
-                ready = ready[-1:]
-            for mtime_ns, path, key in ready:
-                done.add(key)
-                pending.pop(key[0], None)
-                yield _scan_one(scanner, path, mtime_ns, stride, origin, stats)
-                if max_frames is not None and stats.scanned + stats.failed >= max_frames:
-                    stats.stopped_by = "max_frames"
-                    return
-                if timeout is not None and time.monotonic() - start >= timeout:
-                    stats.stopped_by = "timeout"
-                    return
+        stats.stopped_by = stats.stopped_by or source.stopped_by
     except KeyboardInterrupt:
         stats.stopped_by = "interrupt"
         return
@@ -146,24 +187,22 @@ def _ready(folder: Path, done: set, pending: dict, settle_s: float) -> list[tupl
     return ready
 
 
-def _scan_one(scanner: Scanner, path: Path, mtime_ns: int, stride: int | None, origin: tuple[int, int],
+def _scan_one(scanner: Scanner, frame: Frame, stride: int | None, origin: tuple[int, int],
               stats: WatchStats) -> FrameEvent:
     t0 = time.perf_counter()
-    decode_ms = 0.0
     result: ScanResult | None = None
-    error: str | None = None
-    frame = None
-    try:
-        frame = read_image(path)
-        decode_ms = (time.perf_counter() - t0) * 1e3
-        result = scanner.scan(frame, stride=stride, origin=origin, source=str(path))
+    error = frame.error
+    if error is None:
+        try:
+            result = scanner.scan(frame.image, stride=stride, origin=origin, source=str(frame.path))
+        except Exception as e:  # noqa: BLE001 — one bad frame must not stop a live loop
+            error = f"{type(e).__name__}: {e}"
+            log.warning("skipped frame %s: %s", frame.path, error)
+    if error is None:
         stats.scanned += 1
-    except Exception as e:  # noqa: BLE001 — one bad frame must not stop a live loop
-        error = f"{type(e).__name__}: {e}"
+    else:
         stats.failed += 1
-        log.warning("skipped frame %s: %s", path, error)
-    latency_ms = (time.perf_counter() - t0) * 1e3
-    age_ms = max(0.0, time.time() * 1e3 - mtime_ns / 1e6)
-    return FrameEvent(path, stats.scanned + stats.failed, result, error, latency_ms, decode_ms, age_ms, stats.dropped,
-                      frame if result is not None else None)
-
+    latency_ms = frame.capture_ms + (time.perf_counter() - t0) * 1e3
+    age_ms = max(0.0, time.time() * 1e3 - frame.meta["mtime_ns"] / 1e6)
+    return FrameEvent(frame.path, stats.scanned + stats.failed, result, error, latency_ms, frame.capture_ms, age_ms,
+                      stats.dropped, frame.image if result is not None else None)
