@@ -36,12 +36,14 @@ FORMATS: tuple[FormatSpec, ...] = (
     _F("tflite", "int8-ptq", ".tflite", "litert", "edgecnn.export.tflite:export_tflite", False, False, "full int8 by post-training quantization"),
     _F("onnx", "fp32", ".onnx", "onnxruntime", "edgecnn.export.onnx:export_onnx", False, False, "float32 ONNX (tf2onnx)"),
     _F("onnx", "int8-ptq", ".onnx", "onnxruntime", "edgecnn.export.onnx:export_onnx", False, False, "int8 QDQ per-channel (onnxruntime quantize_static)"),
-    _F("onnx", "int8-qat", ".onnx", "onnxruntime", "edgecnn.export.onnx:export_onnx", True, False, "QDQ ONNX from the QAT model (TensorRT's input)"),
+    _F("onnx", "int8-qat", ".onnx", "onnxruntime", "edgecnn.export.onnx:export_onnx", True, False, "QDQ ONNX from the QAT model (tf2onnx: UINT8 activations)"),
+    _F("onnx", "int8-trt", ".onnx", "onnxruntime", "edgecnn.export.onnx:export_onnx", False, False,
+       "TensorRT-ready symmetric INT8 QDQ (symmetric QAT model, else calibrated PTQ)"),
     _F("openvino", "fp32", ".xml", "openvino", "edgecnn.export.openvino:export_openvino", False, False, "OpenVINO IR from the fp32 ONNX"),
     _F("openvino", "int8-ptq", ".xml", "openvino", "edgecnn.export.openvino:export_openvino", False, False, "OpenVINO IR from the int8 QDQ ONNX"),
     _F("trt", "fp32", ".engine", "tensorrt", "edgecnn.export.tensorrt:export_engine", False, True, "TensorRT engine, fp32"),
     _F("trt", "fp16", ".engine", "tensorrt", "edgecnn.export.tensorrt:export_engine", False, True, "TensorRT engine, fp16"),
-    _F("trt", "int8-qat", ".engine", "tensorrt", "edgecnn.export.tensorrt:export_engine", True, True, "TensorRT engine, explicit int8 from QDQ ONNX"),
+    _F("trt", "int8", ".engine", "tensorrt", "edgecnn.export.tensorrt:export_engine", False, True, "TensorRT engine, explicit int8 from the int8-trt ONNX"),
 )
 
 # `--precision int8` means the format's best int8 path.
@@ -49,7 +51,8 @@ ALIASES = {
     ("tflite", "int8"): "int8-qat",
     ("onnx", "int8"): "int8-ptq",
     ("openvino", "int8"): "int8-ptq",
-    ("trt", "int8"): "int8-qat",
+    ("trt", "int8-qat"): "int8",      # older name of the int8 engine
+    ("trt", "int8-trt"): "int8",
 }
 
 SUFFIX_RUNTIME = {".tflite": "litert", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".xml": "openvino"}

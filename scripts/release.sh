@@ -14,6 +14,10 @@ OUT=${OUT:-exported/release}
 $EDGECNN export "$RUN" --format tflite --precision int8-qat --out "$OUT" --force
 $EDGECNN export "$RUN" --format onnx --precision int8-ptq --out "$OUT" --force
 $EDGECNN export "$RUN" --format onnx --precision fp32 --out "$OUT" --force
+# TensorRT's input (docs/tensorrt.md): symmetric INT8 Q/DQ, zero points 0; PTQ here because the
+# release QAT model keeps TFLite's asymmetric ranges. The export checks it; the line below shows it.
+$EDGECNN export "$RUN" --format onnx --precision int8-trt --out "$OUT" --force
+$EDGECNN export --check-trt "$OUT/basic_cnn-int8-trt.onnx"
 
 .venv/bin/python scripts/model_card.py "$RUN" "$OUT"
 echo "release model written to $OUT"

@@ -30,16 +30,49 @@ def test_qat_run_writes_model_metrics_and_pure_int8(qat_run):
     assert np.allclose(predict(model, x), predict(run.load_model(qat=True), x), atol=1e-6)
 
 
-def test_qat_resume_continues_from_checkpoint(qat_run):
+def test_qat_resume_continues_from_checkpoint(qat_run, tmp_path):
+    """An interrupted QAT (state after epoch 1) resumed with --epochs 2 trains epoch 2 only, on top of
+    the checkpoint: epoch 0 and 1 rows stay as they were, a new epoch 2 row with a real loss follows."""
+    import shutil
+
     from edgecnn.fsutil import read_json
     from edgecnn.quantize import quantize_run
+    from edgecnn.train.run import RunFolder
 
-    run, _ = qat_run
-    state = read_json(run.qat_dir / "ckpt" / "state.json")
-    assert state["epoch"] == 1
-    # Asking for the same number of epochs with resume: nothing left to train, results rewritten.
-    m = quantize_run(run, epochs=1, resume=True, steps_per_epoch=2, limit=200, batch_size=32, progress=False)
-    assert m["epochs_run"] == 1 and [h["epoch"] for h in m["history"]] == [0, 1]
+    src, _ = qat_run
+    run = RunFolder(shutil.copytree(src.path, tmp_path / src.path.name))
+    before = read_json(run.qat_dir / "ckpt" / "state.json")
+    assert before["epoch"] == 1 and [h["epoch"] for h in before["history"]] == [0, 1]
+    last = run.qat_dir / "ckpt" / "last.keras"
+    mtime = last.stat().st_mtime_ns
+    m = quantize_run(run, epochs=2, patience=5, resume=True, steps_per_epoch=2, limit=200, batch_size=32,
+                     progress=False)
+    assert m["epochs_run"] == 2 and [h["epoch"] for h in m["history"]] == [0, 1, 2]
+    assert m["history"][:2] == before["history"]
+    assert m["history"][2]["loss"] > 0 and last.stat().st_mtime_ns > mtime
+    assert read_json(run.qat_dir / "ckpt" / "state.json")["epoch"] == 2
+
+
+def test_symmetric_qat_keeps_symmetric_ranges_through_save_and_resume(export_run, tmp_path):
+    """--activations symmetric: every activation range is [-128 s, 127 s] (TensorRT's INT8), in the
+    saved model too, and a resume with the other scheme is refused."""
+    import shutil
+
+    from edgecnn.quantize import load_qat_model, quantize_run
+    from edgecnn.train.run import RunError, RunFolder
+
+    run = RunFolder(shutil.copytree(export_run.path, tmp_path / "sym", ignore=shutil.ignore_patterns("qat")))
+    m = quantize_run(run, epochs=1, steps_per_epoch=2, limit=200, batch_size=32, progress=False, activations="symmetric")
+    assert m["activations"] == "symmetric"
+    model = load_qat_model(run.qat_model_path)
+    ranges = {w.name: float(w.numpy()) for w in model.weights if w.name.endswith(("_min:0", "_max:0"))
+              and w.shape.rank == 0 and "kernel" not in w.name}
+    pairs = [(ranges[k], ranges[k.replace("_min:0", "_max:0")]) for k in ranges if k.endswith("_min:0")]
+    assert len(pairs) >= 8, ranges
+    for lo, hi in pairs:
+        assert hi > 0 and lo == pytest.approx(-hi * 128 / 127, rel=1e-4), (lo, hi)
+    with pytest.raises(RunError, match="same --activations"):
+        quantize_run(run, epochs=2, resume=True, steps_per_epoch=2, limit=200, batch_size=32, progress=False)
 
 
 def test_seed_order_standalone_bn_quantizes_and_reports_float_ops(tmp_path):

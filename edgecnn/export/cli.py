@@ -28,6 +28,9 @@ def quantize(
     data: Annotated[Optional[List[Path]], typer.Option("--data", "-d", help="Data folder, if not the one in the run's config.json." + MULTI_DATA_HELP)] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", help=LIMIT_HELP)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted QAT run from <run>/qat/ckpt.")] = False,
+    activations: Annotated[str, typer.Option("--activations", help="Activation ranges: asymmetric (TFLite's int8) or "
+                                             "symmetric (TensorRT's INT8; `export --precision int8-trt` then uses this "
+                                             "QAT model).")] = "asymmetric",
     json_out: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -50,7 +53,8 @@ def quantize(
     console = Console(stderr=True)
     try:
         m = quantize_run(run, epochs=epochs, lr=lr, batch_size=batch_size, data=data_spec(data), progress=not silent,
-                         resume=resume, bn=bn, limit=limit, console=None if silent else console)
+                         resume=resume, bn=bn, activations=activations, limit=limit,
+                         console=None if silent else console)
     except (RunError, ValueError) as e:
         fail(e)
     if emit_json(m, json_out):
@@ -62,10 +66,11 @@ def quantize(
 
 
 def export(
-    run: Annotated[Path, typer.Argument(help="Run folder made by `edgecnn train` (and `edgecnn quantize` for QAT).")],
+    run: Annotated[Optional[Path], typer.Argument(help="Run folder made by `edgecnn train` (and `edgecnn quantize` "
+                                                       "for QAT).")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="tflite | onnx | openvino | trt | all.")] = "all",
     precision: Annotated[Optional[str], typer.Option(
-        "--precision", "-p", help="fp32, fp16, dynamic, int8-qat, int8-ptq, or int8 (the format's best int8). "
+        "--precision", "-p", help="fp32, fp16, dynamic, int8-qat, int8-ptq, int8-trt (TensorRT's symmetric INT8 ONNX), or int8 (the format's best int8). "
                                   "Default: every precision of the format.")] = None,
     io: Annotated[str, typer.Option(help="Input/output type of int8 TFLite graphs: float, int8 or uint8 "
                                          "(uint8 takes raw pixels).")] = "float",
@@ -77,6 +82,9 @@ def export(
     data: Annotated[Optional[List[Path]], typer.Option("--data", "-d", help="Data folder, if not the one in the run's config.json." + MULTI_DATA_HELP)] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="Check on at most this many patches per split "
                                                                    "part (quick try); as `bench -n`.")] = None,
+    check_trt: Annotated[Optional[Path], typer.Option("--check-trt", help="Only check an ONNX file against TensorRT's "
+                                                      "explicit-quantization rules and list the violations (no RUN); "
+                                                      "exit 1 when there are any.")] = None,
     json_out: Annotated[Optional[str], typer.Option("--json", help=JSON_HELP)] = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -90,6 +98,7 @@ def export(
     artifacts are made in a hidden folder and moved into the output folder only when every one passed.
 
     Example: edgecnn export runs/basic --format tflite --precision int8 --out exported/basic
+    Example: edgecnn export --check-trt exported/release/basic_cnn-int8-trt.onnx
 
     Formats × precisions (--format, --precision):
     """
@@ -102,6 +111,10 @@ def export(
 
     as_json = json_out == "-"
     console = Console(stderr=as_json)
+    if check_trt is not None:
+        return _check_trt(check_trt, json_out, console)
+    if run is None:
+        fail("give a RUN folder to export (e.g. edgecnn export runs/basic), or --check-trt FILE.onnx to check one")
     try:
         res = export_run(run, format, precision, out=out, force=force, io=io, batch=batch or batch_alias, data=data_spec(data),
                          progress=not (quiet or as_json), limit=limit, console=None if as_json else console)
@@ -122,6 +135,19 @@ def export(
         console.print(f"[yellow]skipped {', '.join(keys)}:[/] {escape(reason)}", soft_wrap=True)
     console.print(f"Output folder: [bold]{escape(str(res.out))}[/] ({len(res)} artifact(s), each with its .json manifest)",
                   soft_wrap=True)
+
+
+def _check_trt(path: Path, json_out: Optional[str], console) -> None:
+    from edgecnn.export.trt_check import check_trt_onnx
+
+    try:
+        rep = check_trt_onnx(path)
+    except ValueError as e:
+        fail(e)
+    if not emit_json(rep.as_dict(), json_out):
+        console.print(rep.text(), highlight=False, soft_wrap=True, markup=False)
+    if not rep.ok:
+        raise typer.Exit(1)
 
 
 def skipped_by_reason(skipped: list[dict]) -> dict[str, list[str]]:

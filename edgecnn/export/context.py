@@ -68,8 +68,16 @@ class ExportContext:
             self._qat_info = read_json(p) if p.exists() else {}
         return self._qat_info
 
+    def uses_qat(self, spec) -> bool:
+        """Made from the QAT model: the QAT rows, and int8-trt when the run's QAT model is symmetric."""
+        if spec.precision == "int8-trt":
+            from edgecnn.export.onnx import trt_source
+
+            return trt_source(self) == "qat"
+        return spec.needs_qat
+
     def threshold(self, spec) -> float:
-        if spec.needs_qat:
+        if self.uses_qat(spec):
             return float(self.qat_info().get("threshold", self.run.threshold))
         return self.run.threshold
 

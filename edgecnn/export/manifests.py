@@ -45,7 +45,7 @@ def build_manifest(ctx, spec, extra: dict[str, Any]) -> dict[str, Any]:
     run = ctx.run
     source: dict[str, Any] = {"run": portable_run_path(run.path), "run_name": run.name, "model_file": "model.keras",
                               "split": split_summary(run)}
-    if spec.needs_qat:
+    if ctx.uses_qat(spec):
         qi = ctx.qat_info()
         source.update(model_file="qat/model.keras", qat={k: qi.get(k) for k in (
             "threshold", "val_balanced_accuracy", "epoch", "quantization", "float_ops")})

@@ -1,6 +1,7 @@
 """ONNX export: fp32 (tf2onnx, opset 17, input "patch", dynamic batch), int8-ptq (onnxruntime
-quantize_static: QDQ, per-channel int8 weights, calibrated on training patches) and int8-qat
-(the QAT Keras model through tf2onnx: its fake-quant nodes become QDQ, TensorRT's int8 input)."""
+quantize_static: QDQ, per-channel int8 weights, calibrated on training patches; ONNX Runtime's
+fastest CPU int8), int8-qat (the QAT Keras model through tf2onnx: UINT8 activation Q/DQ) and
+int8-trt (TensorRT's input: symmetric INT8 Q/DQ, zero points 0, edgecnn.export.trt_qdq)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ def add_weight_qdq(proto) -> int:
     already on tfmot's int8 grid (symmetric, narrow range: per output channel for conv, per tensor
     for dense), with QDQ only on activations. TensorRT runs a layer in int8 only when its weights
     are quantized too, so the grid is restored exactly (scale = max|w| / 127 reproduces it) and the
-    weights stored as int8 → DequantizeLinear. Returns the number of weights converted.
+    weights stored as int8 → DequantizeLinear: per output channel for Conv (axis 0); per tensor for
+    MatMul, whose tfmot grid is one scale (a per-column scale would move its values off that grid).
+    Returns the number of weights converted.
     """
     from onnx import helper, numpy_helper
 
@@ -134,11 +137,9 @@ def quantize_static_qdq(fp32: Path, dest: Path, images: np.ndarray, batch: int |
     if len(images) == 0:
         raise ExportError("the representative set is empty: int8-ptq calibration needs training patches")
     src = workdir / (fp32.stem + "-pre.onnx")
-    try:
-        # Shape inference + graph cleanup first, as onnxruntime recommends before quantize_static.
-        quant_pre_process(str(fp32), str(src), skip_symbolic_shape=False)
-    except Exception:
-        src = fp32
+    # Shape inference + graph cleanup first, as onnxruntime recommends before quantize_static.
+    # Its failures are real (a missing dependency, a graph it cannot read) and surface here.
+    quant_pre_process(str(fp32), str(src), skip_symbolic_shape=False)
     reader = type("Reader", (_Reader, CalibrationDataReader), {})(images, INPUT_NAME, batch)
     quantize_static(str(src), str(dest), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
@@ -167,10 +168,61 @@ def build_onnx(ctx, kind: str, dest: Path) -> None:
         onnx.save(proto, str(dest))
     elif kind == "int8-ptq":
         quantize_static_qdq(ctx.onnx_path("fp32"), dest, ctx.representative(), ctx.fixed_batch, ctx.workdir)
+    elif kind == "int8-trt":
+        build_trt_onnx(ctx, dest)
     elif kind == "fp16":
         to_fp16(ctx.onnx_path("fp32"), dest)
     else:
         raise ExportError(f"no ONNX build for {kind!r}")
+
+
+def trt_source(ctx) -> str:
+    """qat when the run has a QAT model trained with symmetric activations, else ptq (calibrated)."""
+    q = (ctx.qat_info().get("quantization") or {}) if ctx.has_qat() else {}
+    return "qat" if str(q.get("activations", "")).startswith("int8 symmetric") else "ptq"
+
+
+TRT_CALIB_SIZE = 1024
+
+
+def trt_calibration_set(ctx) -> np.ndarray:
+    """A seeded draw of up to TRT_CALIB_SIZE training patches, a whole number of batches of 32
+    (onnxruntime's histogram calibrators fail on a ragged last batch)."""
+    train = ctx.data.part("train")
+    n = min(max(ctx.calib_size, TRT_CALIB_SIZE), len(train))
+    n = n - n % 32 if n >= 32 else n
+    if n < 1:
+        raise ExportError(f"{ctx.run.path}: no training patches to calibrate the int8-trt ONNX; pass --data "
+                          "pointing at the data the run was trained on")
+    idx = np.sort(np.random.default_rng(ctx.seed).choice(len(train), size=n, replace=False))
+    return np.asarray(train.images[idx])
+
+
+def build_trt_onnx(ctx, dest: Path) -> None:
+    """The TensorRT-ready int8 ONNX (edgecnn.export.trt_qdq), refused unless trt_check passes."""
+    import onnx
+
+    from edgecnn.export.trt_check import check_trt_model
+    from edgecnn.export.trt_qdq import qat_to_trt, quantize_static_trt
+
+    source = trt_source(ctx)
+    if source == "qat":
+        proto = keras_to_onnx(ctx.qat_model(), ctx.input_size, ctx.fixed_batch)
+        info = {"source": "qat", **qat_to_trt(proto)}
+        check(proto)
+        onnx.save(proto, str(dest))
+    else:
+        src = ctx.workdir / "trt-pre.onnx"
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(ctx.onnx_path("fp32")), str(src), skip_symbolic_shape=False)
+        images = trt_calibration_set(ctx)
+        info = {"source": "ptq", "n_calibration_patches": len(images),
+                **quantize_static_trt(src, dest, images, ctx.fixed_batch)}
+    report = check_trt_model(onnx.load(str(dest)), dest.name)
+    if not report.ok:
+        raise ExportError("the int8-trt ONNX breaks TensorRT's rules (internal error, please report):\n" + report.text())
+    ctx.trt_info = {**info, "trt_check": report.as_dict()}
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -202,6 +254,11 @@ def export_onnx(ctx, spec, path: Path) -> dict[str, Any]:
         extra["calibration"] = {**ctx.calibration_info(min(ctx.calib_size, len(ctx.data.part("train")))),
                                 "method": "MinMax", "format": "QDQ", "per_channel": True,
                                 "activations": "int8", "weights": "int8"}
+    if spec.precision == "int8-trt":
+        extra["trt_qdq"] = getattr(ctx, "trt_info", None)
+        if extra["trt_qdq"] and extra["trt_qdq"]["source"] == "ptq":
+            extra["calibration"] = {**ctx.calibration_info(extra["trt_qdq"]["n_calibration_patches"]),
+                                    **{k: v for k, v in extra["trt_qdq"].items() if k not in ("source", "trt_check")}}
     if spec.precision.startswith("int8") and d["qdq_nodes"] == 0:
         raise ExportError(f"{path.name}: no QuantizeLinear/DequantizeLinear nodes: the int8 export did not quantize")
     return extra

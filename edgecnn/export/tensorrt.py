@@ -3,19 +3,20 @@
 Everything around the builder is plain Python (preflight, input ONNX choice, flags, optimization
 profile, manifest fields) and is tested without a GPU; only ``build_engine`` needs ``tensorrt``.
 
-- fp32: the float ONNX. fp16: TensorRT 10 sets BuilderFlag.FP16 on the float ONNX; TensorRT 11
-  removed precision flags (networks are strongly typed), so it builds from an fp16 ONNX.
-- int8-qat: explicit quantization from the QDQ ONNX of the QAT model. No calibrator: TensorRT 11
-  removed implicit calibration. TensorRT 10 also sets INT8 (+ FP16 for the layers QDQ leaves float).
+- Every network is strongly typed: TensorRT 11 builds nothing else (STRONGLY_TYPED is accepted
+  and ignored there), and TensorRT 10 takes the same creation flag (weak typing is deprecated
+  since 10.12). So no precision builder flags are set on either: the ONNX carries the types.
+- fp32: the float ONNX. fp16: an fp16 ONNX with float32 I/O (export/onnx.py to_fp16).
+- int8: explicit quantization from ``<model>-int8-trt.onnx`` (symmetric INT8 Q/DQ, checked by
+  edgecnn.export.trt_check before the parser sees it). No calibrator: TensorRT 11 removed them.
 - Networks are explicit-batch by default since TensorRT 10: the removed EXPLICIT_BATCH flag is
   not passed. A fixed ``batch`` gives a one-shape profile; dynamic gives min 1 / opt / max.
-An engine only runs on the GPU model and TensorRT version that built it: the manifest says which.
+An engine only runs on the GPU (compute capability) and TensorRT version that built it: the
+manifest records both and edgecnn.runtime.tensorrt refuses an engine built for others.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,15 @@ INSTALL_HINT = ("TensorRT engines are built on the machine that will run them, w
 DEFAULT_OPT_BATCH = 64
 DEFAULT_MAX_BATCH = 256
 WORKSPACE_BYTES = 1 << 30
+MIN_TRT_MAJOR = 10
+ONNX_FOR = {"fp32": "fp32", "fp16": "fp16", "int8": "int8-trt"}   # engine precision → ONNX it is parsed from
 
 
 @dataclass(frozen=True)
 class BuildPlan:
     precision: str
     onnx_kind: str                 # which intermediate ONNX to parse
-    flags: tuple[str, ...]         # BuilderFlag names to set
-    strongly_typed: bool
+    strongly_typed: bool           # no precision builder flags exist for (or are set on) these networks
     profile: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)  # min/opt/max shapes
 
 
@@ -57,35 +59,27 @@ def profile_shapes(input_size: int, batch: int | str | None = None, opt: int = D
 
 
 def plan_build(precision: str, trt_version: str, input_size: int, batch: int | str | None = None) -> BuildPlan:
-    major = trt_major(trt_version)
-    prof = profile_shapes(input_size, batch)
-    if precision == "fp32":
-        return BuildPlan("fp32", "fp32", (), major >= 11, prof)
-    if precision == "fp16":
-        if major >= 11:
-            return BuildPlan("fp16", "fp16", (), True, prof)
-        return BuildPlan("fp16", "fp32", ("FP16",), False, prof)
-    if precision == "int8-qat":
-        if major >= 11:
-            return BuildPlan("int8-qat", "int8-qat", (), True, prof)
-        return BuildPlan("int8-qat", "int8-qat", ("INT8", "FP16"), False, prof)
-    raise ExportError(f"no TensorRT build for precision {precision!r}; choose fp32, fp16 or int8-qat")
+    if trt_major(trt_version) < MIN_TRT_MAJOR:
+        raise ToolMissing(f"TensorRT {trt_version} is too old: edgecnn builds with the TensorRT 10/11 API "
+                          "(pip install 'tensorrt>=10')")
+    if precision not in ONNX_FOR:
+        raise ExportError(f"no TensorRT build for precision {precision!r}; choose {', '.join(ONNX_FOR)}")
+    return BuildPlan(precision, ONNX_FOR[precision], True, profile_shapes(input_size, batch))
 
 
-def _gpu_names() -> list[str]:
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return []
-    try:
-        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=20, check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
+def network_flags(plan: BuildPlan, creation_flags) -> int:
+    """The create_network() bit mask: STRONGLY_TYPED when the plan asks for it and this TensorRT has it."""
+    flag = getattr(creation_flags, "STRONGLY_TYPED", None)
+    if plan.strongly_typed and flag is None:
+        raise ToolMissing("this TensorRT has no NetworkDefinitionCreationFlag.STRONGLY_TYPED; install tensorrt>=10")
+    return 1 << int(flag) if plan.strongly_typed else 0
 
 
 def preflight() -> dict[str, Any]:
-    """TensorRT version and GPU name, or ToolMissing naming everything that is missing (no work done yet)."""
+    """TensorRT version and the GPU (name, compute capability) from the CUDA driver itself, or
+    ToolMissing naming everything that is missing. No nvidia-smi: Jetson boards have none."""
+    from edgecnn.runtime.tensorrt import cuda_devices
+
     missing = []
     version = None
     try:
@@ -94,12 +88,13 @@ def preflight() -> dict[str, Any]:
         version = trt.__version__
     except ImportError:
         missing.append("the tensorrt Python package")
-    gpus = _gpu_names()
+    gpus, why = cuda_devices()
     if not gpus:
-        missing.append("an NVIDIA GPU with its driver (nvidia-smi finds none)")
+        missing.append(f"an NVIDIA GPU with its driver ({why})")
     if missing:
         raise ToolMissing(f"cannot build TensorRT engines here: missing {' and '.join(missing)}. {INSTALL_HINT}")
-    return {"tensorrt": version, "gpu": gpus[0], "gpus": gpus}
+    return {"tensorrt": version, "gpu": gpus[0]["name"], "compute_capability": gpus[0]["compute_capability"],
+            "gpus": gpus}
 
 
 def build_engine(onnx_path: Path, plan: BuildPlan) -> bytes:
@@ -108,10 +103,7 @@ def build_engine(onnx_path: Path, plan: BuildPlan) -> bytes:
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 0
-    if plan.strongly_typed and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED") \
-            and trt_major(trt.__version__) < 11:
-        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    flags = network_flags(plan, trt.NetworkDefinitionCreationFlag)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
@@ -119,12 +111,6 @@ def build_engine(onnx_path: Path, plan: BuildPlan) -> bytes:
         raise ExportError(f"TensorRT could not parse {onnx_path.name}: {errs}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    for name in plan.flags:
-        flag = getattr(trt.BuilderFlag, name, None)
-        if flag is None:
-            raise ExportError(f"TensorRT {trt.__version__} has no BuilderFlag.{name}; "
-                              "this edgecnn does not know how to build that precision with it")
-        config.set_flag(flag)
     profile = builder.create_optimization_profile()
     inp = network.get_input(0)
     profile.set_shape(inp.name, plan.profile["min"], plan.profile["opt"], plan.profile["max"])
@@ -140,13 +126,20 @@ def export_engine(ctx, spec, path: Path) -> dict[str, Any]:
     env = preflight()
     plan = plan_build(spec.precision, env["tensorrt"], ctx.input_size, ctx.batch)
     src = ctx.onnx_path(plan.onnx_kind)
+    if plan.onnx_kind == "int8-trt":
+        from edgecnn.export.trt_check import check_trt_onnx
+
+        rep = check_trt_onnx(src)
+        if not rep.ok:
+            raise ExportError(f"the int8 ONNX is not TensorRT-ready, no engine built:\n{rep.text()}")
     write_bytes(path, build_engine(src, plan))
     return engine_fields(plan, env)
 
 
 def engine_fields(plan: BuildPlan, env: dict[str, Any]) -> dict[str, Any]:
     return {"io": "float", "tensorrt": {
-        "version": env.get("tensorrt"), "gpu": env.get("gpu"), "source_onnx": plan.onnx_kind,
-        "builder_flags": list(plan.flags), "strongly_typed": plan.strongly_typed,
+        "version": env.get("tensorrt"), "gpu": env.get("gpu"), "compute_capability": env.get("compute_capability"),
+        "source_onnx": plan.onnx_kind, "strongly_typed": plan.strongly_typed,
         "profile": {k: list(v) for k, v in plan.profile.items()}, "workspace_bytes": WORKSPACE_BYTES,
-        "note": "an engine runs only on this GPU model with this TensorRT version: rebuild it on the target"}}
+        "note": "an engine runs only on a GPU of this compute capability with this TensorRT version: rebuild it "
+                "on the target"}}

@@ -18,6 +18,7 @@ and that calibrated model is "epoch 0", the baseline each fine-tuning epoch has 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from edgecnn.train.run import RunError, RunFolder
 
 BN_MODES = ("freeze", "reestimate", "train")
 CALIB_BATCHES = 32   # batches of training patches that set the activation ranges before fine-tuning
-DEFAULTS = {"epochs": 3, "lr": 1e-5, "batch_size": 64, "patience": 2, "bn": "freeze"}
+DEFAULTS = {"epochs": 3, "lr": 1e-5, "batch_size": 64, "patience": 2, "bn": "freeze", "activations": "asymmetric"}
 
 
 # --- model helpers ----------------------------------------------------------------------------
@@ -128,6 +129,28 @@ def _log(console, msg: str) -> None:
         console.print(msg)
 
 
+@dataclass
+class _Job:
+    """One QAT run: the run folder, its data parts, the float baseline and the settings."""
+    run: RunFolder
+    info: dict[str, Any]
+    cfg: dict[str, Any]
+    float_model: Any
+    rd: RunData
+    train: Patches
+    val: Patches
+    p: dict[str, Any]            # epochs, lr, batch_size, patience, bn, activations, steps_per_epoch, seed
+    progress: bool
+    console: Any
+    t0: float = field(default_factory=time.perf_counter)
+    float_bac: float = 0.0
+    p_float: np.ndarray | None = None
+
+    @property
+    def ckpt(self) -> Path:
+        return self.run.qat_dir / "ckpt"
+
+
 def quantize_run(
     run: str | Path | RunFolder,
     epochs: int = DEFAULTS["epochs"],
@@ -139,6 +162,7 @@ def quantize_run(
     *,
     patience: int = DEFAULTS["patience"],
     bn: str = DEFAULTS["bn"],
+    activations: str = DEFAULTS["activations"],
     limit: int | None = None,
     steps_per_epoch: int | None = None,
     seed: int = 0,
@@ -149,128 +173,176 @@ def quantize_run(
     ``data``: the data folder (default: config.json "data") or a loaded PatchSet. ``limit`` caps the
     patches drawn per split part (seeded) and ``steps_per_epoch`` the batches per epoch: both for
     quick runs and tests. ``resume`` continues from qat/ckpt after an interruption.
+    ``activations="symmetric"`` learns the symmetric INT8 ranges TensorRT uses (export int8-trt).
     """
-    from edgecnn._tf import keras
-    from edgecnn.quantize.scheme import load_qat_model, quantize_keras_model
+    params = dict(epochs=epochs, lr=lr, batch_size=batch_size, patience=patience, bn=bn, activations=activations,
+                  steps_per_epoch=steps_per_epoch, seed=seed)
+    _check_params(params)
+    job = _prepare(as_run(run), data, limit, params, progress, console)
+    qmodel, state = _start_or_resume(job, resume)
+    _fine_tune(job, qmodel, state)
+    best = _best_model(job, qmodel)
+    metrics = _final_metrics(job, best, state)
+    _save_results(job, best, metrics, state)
+    return metrics
 
-    if bn not in BN_MODES:
-        raise ValueError(f"bn must be one of {', '.join(BN_MODES)}, not {bn!r}")
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"epochs ({epochs}) and batch size ({batch_size}) must be ≥ 1 and lr ({lr}) > 0")
-    run = as_run(run)
+
+def _check_params(p: dict[str, Any]) -> None:
+    from edgecnn.quantize.scheme import ACTIVATION_SCHEMES
+
+    if p["bn"] not in BN_MODES:
+        raise ValueError(f"bn must be one of {', '.join(BN_MODES)}, not {p['bn']!r}")
+    if p["activations"] not in ACTIVATION_SCHEMES:
+        raise ValueError(f"activations must be one of {', '.join(ACTIVATION_SCHEMES)}, not {p['activations']!r}")
+    if p["epochs"] < 1 or p["batch_size"] < 1 or p["lr"] <= 0:
+        raise ValueError(f"epochs ({p['epochs']}) and batch size ({p['batch_size']}) must be ≥ 1 and lr ({p['lr']}) > 0")
+
+
+def _prepare(run: RunFolder, data: Any, limit: int | None, params: dict, progress: bool, console) -> _Job:
+    """Load the run, its train/val patches and score the float model (the baseline)."""
     info, cfg = run.model_info(), run.config()
     float_model = run.load_model()          # RunError on a missing / damaged model.keras
-    size = run.input_size
-    rd = RunData(run, data=data, limit=limit, seed=seed)
+    rd = RunData(run, data=data, limit=limit, seed=params["seed"])
     train, val = rd.part("train"), rd.part("val")
     if len(set(train.labels.tolist())) < 2 or len(set(val.labels.tolist())) < 2:
         raise RunError(f"{run.path}: QAT needs both classes in the train and val patients "
                        f"(train {np.bincount(train.labels, minlength=2).tolist()}, "
                        f"val {np.bincount(val.labels, minlength=2).tolist()}); use more data or a larger --limit")
-    t0 = time.perf_counter()
-
-    p_float = predict_probs(float_model, val.images)
-    float_thr = float(info.get("threshold", 0.5))
-    float_bac = binary_metrics(val.labels, p_float, float_thr)["balanced_accuracy"]
-    _log(console, f"float model: val balanced accuracy {float_bac:.4f} at threshold {float_thr:.3f} "
+    job = _Job(run, info, cfg, float_model, rd, train, val, params, progress, console)
+    job.p_float = predict_probs(float_model, val.images)
+    thr = float(info.get("threshold", 0.5))
+    job.float_bac = binary_metrics(val.labels, job.p_float, thr)["balanced_accuracy"]
+    _log(console, f"float model: val balanced accuracy {job.float_bac:.4f} at threshold {thr:.3f} "
                   f"({len(val)} patches, {val.n_patients} patients)")
+    return job
 
-    qat_dir, ckpt_dir = run.qat_dir, run.qat_dir / "ckpt"
-    state_path, last_path = ckpt_dir / "state.json", ckpt_dir / "last.keras"
+
+def _start_or_resume(job: _Job, resume: bool):
+    """(QAT model, state): from qat/ckpt when resuming, else a fresh model with calibrated ranges."""
+    from edgecnn._tf import keras
+    from edgecnn.quantize.scheme import calibrate_ranges, load_qat_model, quantize_keras_model, set_symmetric_activations
+
+    p = job.p
+    state_path, last_path = job.ckpt / "state.json", job.ckpt / "last.keras"
     state: dict[str, Any] = {"epoch": 0, "best_bac": -1.0, "best_epoch": 0, "best_threshold": 0.5,
-                             "wait": 0, "history": []}
+                             "wait": 0, "history": [], "activations": p["activations"]}
     if resume and state_path.exists() and last_path.exists():
         state = read_json(state_path)
+        if state.get("activations", "asymmetric") != p["activations"]:
+            raise RunError(f"{job.ckpt}: the interrupted QAT used {state.get('activations', 'asymmetric')} "
+                           f"activations, not {p['activations']}; resume with the same --activations")
         qmodel = load_qat_model(last_path)
-        _log(console, f"resuming QAT from epoch {state['epoch']} (best val BAC {state['best_bac']:.4f})")
+        if p["activations"] == "symmetric":
+            set_symmetric_activations(qmodel)    # tfmot rebuilds its quantizers asymmetric on load
+        _log(job.console, f"resuming QAT from epoch {state['epoch']} (best val BAC {state['best_bac']:.4f})")
     else:
-        qmodel, _ = quantize_keras_model(float_model)
         from edgecnn.preprocess import to_float
-        from edgecnn.quantize.scheme import calibrate_ranges
 
-        calib = train.images[np.random.default_rng(seed).permutation(len(train))[:CALIB_BATCHES * batch_size]]
+        qmodel, _ = quantize_keras_model(job.float_model, activations=p["activations"])
+        bs, train = p["batch_size"], job.train
+        calib = train.images[np.random.default_rng(p["seed"]).permutation(len(train))[:CALIB_BATCHES * bs]]
         state["calibration_batches"] = calibrate_ranges(
-            qmodel, (to_float(calib[i:i + batch_size]) for i in range(0, len(calib), batch_size)))
-    if bn == "freeze":
+            qmodel, (to_float(calib[i:i + bs]) for i in range(0, len(calib), bs)))
+    if p["bn"] == "freeze":
         set_bn_trainable(qmodel, False)
-    qmodel.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
-    weights = _class_weights(cfg, train.labels)
+    qmodel.compile(optimizer=keras.optimizers.Adam(p["lr"]), loss="sparse_categorical_crossentropy")
     if state["epoch"] == 0 and not state["history"]:
         # Epoch 0 = the range-calibrated model before any step: fine-tuning must beat it to replace it.
-        thr0, bac0 = best_threshold(val.labels, predict_probs(qmodel, val.images))
+        thr0, bac0 = best_threshold(job.val.labels, predict_probs(qmodel, job.val.images))
         state["history"].append({"epoch": 0, "loss": None, "val_balanced_accuracy": bac0, "threshold": thr0})
         state.update(best_bac=bac0, best_epoch=0, best_threshold=thr0)
-        save_qat_model(qmodel, qat_dir / "best.keras")
-        _log(console, f"QAT epoch 0 (calibrated ranges, no fine-tuning): val BAC {bac0:.4f}")
-    steps = -(-len(train) // batch_size)
-    if steps_per_epoch:
-        steps = min(steps, steps_per_epoch)
+        save_qat_model(qmodel, job.run.qat_dir / "best.keras")
+        _log(job.console, f"QAT epoch 0 (calibrated ranges, no fine-tuning): val BAC {bac0:.4f}")
+    return qmodel, state
 
-    for epoch in range(state["epoch"] + 1, epochs + 1):
-        if state["wait"] >= patience:
+
+def _steps(job: _Job) -> int:
+    steps = -(-len(job.train) // job.p["batch_size"])
+    return min(steps, job.p["steps_per_epoch"]) if job.p["steps_per_epoch"] else steps
+
+
+def _fine_tune(job: _Job, qmodel, state: dict[str, Any]) -> None:
+    """The epochs left: fit, score on val, keep the best, checkpoint (model, then state) each epoch."""
+    p, steps = job.p, _steps(job)
+    weights = _class_weights(job.cfg, job.train.labels)
+    for epoch in range(state["epoch"] + 1, p["epochs"] + 1):
+        if state["wait"] >= p["patience"]:
             break
-        ds = _dataset(train, batch_size, seed, epoch, weights).take(steps)
-        with EpochBar(f"QAT epoch {epoch}/{epochs}", steps, progress) as bar:
+        ds = _dataset(job.train, p["batch_size"], p["seed"], epoch, weights).take(steps)
+        with EpochBar(f"QAT epoch {epoch}/{p['epochs']}", steps, job.progress) as bar:
             h = qmodel.fit(ds, epochs=1, verbose=0, callbacks=[bar.callback])
-        p = predict_probs(qmodel, val.images)
-        thr, bac = best_threshold(val.labels, p)
+        thr, bac = best_threshold(job.val.labels, predict_probs(qmodel, job.val.images))
         row = {"epoch": epoch, "loss": float(h.history["loss"][-1]), "val_balanced_accuracy": bac, "threshold": thr}
         state["history"].append(row)
         if bac > state["best_bac"]:
             state.update(best_bac=bac, best_epoch=epoch, best_threshold=thr, wait=0)
-            save_qat_model(qmodel, qat_dir / "best.keras")
+            save_qat_model(qmodel, job.run.qat_dir / "best.keras")
         else:
             state["wait"] += 1
         state["epoch"] = epoch
-        save_qat_model(qmodel, last_path)
-        write_json(state_path, state)
-        _log(console, f"QAT epoch {epoch}/{epochs}: loss {row['loss']:.4f}, val BAC {bac:.4f} "
-                      f"(threshold {thr:.3f})")
+        save_qat_model(qmodel, job.ckpt / "last.keras")
+        write_json(job.ckpt / "state.json", state)
+        _log(job.console, f"QAT epoch {epoch}/{p['epochs']}: loss {row['loss']:.4f}, val BAC {bac:.4f} "
+                          f"(threshold {thr:.3f})")
 
-    best = load_qat_model(qat_dir / "best.keras") if (qat_dir / "best.keras").exists() else qmodel
-    n_bn_batches = recompute_bn_statistics(best, train.images, batch_size=batch_size, seed=seed) if bn == "reestimate" else 0
+
+def _best_model(job: _Job, qmodel):
+    from edgecnn.quantize.scheme import load_qat_model
+
+    best_path = job.run.qat_dir / "best.keras"
+    best = load_qat_model(best_path) if best_path.exists() else qmodel
+    job.p["bn_reestimate_batches"] = recompute_bn_statistics(
+        best, job.train.images, batch_size=job.p["batch_size"], seed=job.p["seed"]) if job.p["bn"] == "reestimate" else 0
+    return best
+
+
+def _final_metrics(job: _Job, best, state: dict[str, Any]) -> dict[str, Any]:
+    """Threshold and headline numbers in inference mode (what gets exported), BN-mode contrasts beside."""
+    p, val, bs = job.p, job.val, job.p["batch_size"]
     # For contrast: training mode with BN on batch statistics (what an unfrozen fine-tune optimises).
     set_bn_trainable(best, True)
-    p_batch_stats = predict_train_mode(best, val.images, batch_size)
-    set_bn_trainable(best, bn != "freeze")
-    # Threshold and headline numbers are taken in inference mode: that is what gets exported.
-    p_inf = predict_probs(best, val.images)
-    thr, bac_inf = best_threshold(val.labels, p_inf)
-    bac_train_mode = binary_metrics(val.labels, predict_train_mode(best, val.images, batch_size), thr)["balanced_accuracy"]
-    bac_batch_stats = binary_metrics(val.labels, p_batch_stats, thr)["balanced_accuracy"]
-    test = rd.part("test")
-    test_metrics = binary_metrics(test.labels, predict_probs(best, test.images), thr)
-    ops, float_ops = float_ops_of(best, size)
-
-    save_qat_model(best, run.qat_model_path)
-    (qat_dir / "best.keras").unlink(missing_ok=True)
-    scheme = {"tool": "tensorflow-model-optimization", "scheme": "default 8-bit",
-              "weights": "int8 symmetric, per output channel for conv (per tensor for dense)",
-              "activations": "int8 asymmetric, per tensor", "bn": bn,
-              "standalone_bn": _standalone(float_model), "keras_file_format": "h5"}
-    write_json(qat_dir / "model.json", {
-        "model": info.get("model", cfg.get("model")), "input_size": size, "threshold": thr,
-        "val_balanced_accuracy": bac_inf, "epoch": state["best_epoch"], "class_names": list(CLASS_NAMES),
-        "source_model": str(run.model_path.name), "quantization": scheme,
-        "int8_tflite_ops": ops, "float_ops": float_ops,
-    })
-    metrics = {
-        "val_bac_float": float_bac, "float_threshold": float_thr,
-        "val_bac_float_best_threshold": best_threshold(val.labels, p_float)[1],
+    p_batch_stats = predict_train_mode(best, val.images, bs)
+    set_bn_trainable(best, p["bn"] != "freeze")
+    thr, bac_inf = best_threshold(val.labels, predict_probs(best, val.images))
+    bac_train_mode = binary_metrics(val.labels, predict_train_mode(best, val.images, bs), thr)["balanced_accuracy"]
+    test = job.rd.part("test")
+    job.p["ops"], float_ops = float_ops_of(best, job.run.input_size)
+    return {
+        "val_bac_float": job.float_bac, "float_threshold": float(job.info.get("threshold", 0.5)),
+        "val_bac_float_best_threshold": best_threshold(val.labels, job.p_float)[1],
         "val_bac_qat": bac_inf, "val_bac_inference": bac_inf, "val_bac_train_mode": bac_train_mode,
-        "bn_mode_gap": abs(bac_inf - bac_train_mode), "val_bac_bn_batch_stats": bac_batch_stats, "bn": bn, "bn_reestimate_batches": n_bn_batches,
+        "bn_mode_gap": abs(bac_inf - bac_train_mode),
+        "val_bac_bn_batch_stats": binary_metrics(val.labels, p_batch_stats, thr)["balanced_accuracy"],
+        "bn": p["bn"], "bn_reestimate_batches": p["bn_reestimate_batches"], "activations": p["activations"],
         "range_calibration_batches": state.get("calibration_batches", 0),
         "threshold": thr, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"],
-        "epochs": epochs, "lr": lr, "batch_size": batch_size, "steps_per_epoch": steps,
-        "n_train": len(train), "n_val": len(val), "n_train_patients": train.n_patients,
+        "epochs": p["epochs"], "lr": p["lr"], "batch_size": bs, "steps_per_epoch": _steps(job),
+        "n_train": len(job.train), "n_val": len(val), "n_train_patients": job.train.n_patients,
         "n_val_patients": val.n_patients, "history": state["history"],
-        "test": {**test_metrics, "n_patients": test.n_patients},
-        "float_ops": float_ops, "seconds": round(time.perf_counter() - t0, 2),
+        "test": {**binary_metrics(test.labels, predict_probs(best, test.images), thr), "n_patients": test.n_patients},
+        "float_ops": float_ops, "seconds": round(time.perf_counter() - job.t0, 2),
     }
+
+
+def _save_results(job: _Job, best, metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    run, qat_dir = job.run, job.run.qat_dir
+    save_qat_model(best, run.qat_model_path)
+    (qat_dir / "best.keras").unlink(missing_ok=True)
+    sym = job.p["activations"] == "symmetric"
+    scheme = {"tool": "tensorflow-model-optimization", "scheme": "default 8-bit",
+              "weights": "int8 symmetric, per output channel for conv (per tensor for dense)",
+              "activations": "int8 symmetric, per tensor (TensorRT)" if sym else "int8 asymmetric, per tensor",
+              "bn": job.p["bn"], "standalone_bn": _standalone(job.float_model), "keras_file_format": "h5"}
+    write_json(qat_dir / "model.json", {
+        "model": job.info.get("model", job.cfg.get("model")), "input_size": run.input_size,
+        "threshold": metrics["threshold"], "val_balanced_accuracy": metrics["val_bac_qat"],
+        "epoch": state["best_epoch"], "class_names": list(CLASS_NAMES), "source_model": str(run.model_path.name),
+        "quantization": scheme, "int8_tflite_ops": job.p["ops"], "float_ops": metrics["float_ops"],
+    })
     write_json(qat_dir / "metrics.json", metrics)
-    _log(console, f"QAT: val balanced accuracy {float_bac:.4f} (float) → {bac_inf:.4f} (QAT, inference mode; "
-                  f"training mode {bac_train_mode:.4f}); saved {run.qat_model_path}")
-    return metrics
+    _log(job.console, f"QAT: val balanced accuracy {job.float_bac:.4f} (float) → {metrics['val_bac_qat']:.4f} "
+                      f"(QAT, inference mode; training mode {metrics['val_bac_train_mode']:.4f}); "
+                      f"saved {run.qat_model_path}")
 
 
 def _standalone(model) -> list[str]:

@@ -79,8 +79,50 @@ def standalone_batchnorms(model) -> list[str]:
     return names
 
 
-def quantize_keras_model(model):
-    """The QAT model of a float model (weights kept); returns (qat_model, standalone BN names)."""
+ACTIVATION_SCHEMES = ("asymmetric", "symmetric")
+
+
+def activation_quantizers(qmodel) -> list:
+    """Every activation quantizer of a QAT model: the input's, the fused conv outputs', the others'."""
+    found = []
+    for layer in qmodel.layers:
+        q = getattr(layer, "quantizer", None)          # QuantizeLayer (the model input)
+        if q is not None and hasattr(q, "symmetric"):
+            found.append(q)
+        found += [q for q in getattr(layer, "_output_quantizers", []) or [] if hasattr(q, "symmetric")]
+        found += [a.quantizer for a in getattr(layer, "_quantize_activations", []) or []
+                  if hasattr(getattr(a, "quantizer", None), "symmetric")]
+    return found
+
+
+def set_symmetric_activations(qmodel) -> int:
+    """Make every activation range symmetric around 0, the only form TensorRT's INT8 takes.
+
+    tfmot's symmetric mode keeps min = -max·128/127 in the range variables themselves (zero point
+    128 in UINT8, 0 in INT8), so a saved model stays symmetric in inference even though tfmot's
+    configs rebuild their quantizers as asymmetric on load; training again (resume) must call this
+    again. Returns the number of quantizers switched.
+    """
+    qs = activation_quantizers(qmodel)
+    for q in qs:
+        q.symmetric = True
+    return len(qs)
+
+
+def quantize_keras_model(model, activations: str = "asymmetric"):
+    """The QAT model of a float model (weights kept); returns (qat_model, standalone BN names).
+
+    ``activations="symmetric"`` gives the ranges TensorRT uses (edgecnn.export.trt_qdq).
+    """
+    if activations not in ACTIVATION_SCHEMES:
+        raise ValueError(f"activations must be one of {', '.join(ACTIVATION_SCHEMES)}, not {activations!r}")
+    qmodel, standalone = _quantize(model)
+    if activations == "symmetric":
+        set_symmetric_activations(qmodel)
+    return qmodel, standalone
+
+
+def _quantize(model):
     standalone = standalone_batchnorms(model)
     if not standalone:
         return Q.quantize_model(model), []
@@ -94,7 +136,6 @@ def quantize_keras_model(model):
     annotated = keras.models.clone_model(model, clone_function=annotate)
     with quantize_scope():
         return Q.quantize_apply(annotated), standalone
-
 
 
 def load_qat_model(path):

@@ -2,11 +2,19 @@
 
 Uses the name-based tensor API (num_io_tensors, get_tensor_name, get_tensor_mode,
 set_input_shape, set_tensor_address, execute_async_v3). Device memory comes from PyTorch when
-it is installed with CUDA, else from cuda-python (``cuda.bindings.runtime`` / ``cuda.cudart``).
-An engine is tied to the GPU model and TensorRT version that built it.
+it is installed with CUDA, else from cuda-python (``cuda.bindings.runtime`` / ``cuda.cudart``);
+close() frees every buffer and destroys the stream.
+An engine is tied to the GPU (compute capability) and TensorRT version that built it: the
+manifest's ``tensorrt`` block says which, and loading it anywhere else is a clear error.
+The GPU is found through the CUDA driver library itself (``cuda_devices``), not nvidia-smi,
+which Jetson boards do not have.
 """
 
 from __future__ import annotations
+
+import ctypes
+import sys
+import warnings
 
 import numpy as np
 
@@ -29,6 +37,68 @@ def available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("tensorrt") is not None
+
+
+_CU_ATTR_CC_MAJOR, _CU_ATTR_CC_MINOR = 75, 76   # CUdevice_attribute values (cuda.h)
+
+
+def _libcuda():
+    names = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so")
+    for name in names:
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    return None
+
+
+def cuda_devices() -> tuple[list[dict], str]:
+    """([{"name", "compute_capability"}], reason when empty) from the CUDA driver API.
+
+    cuInit / cuDeviceGetCount / cuDeviceGetName / cuDeviceGetAttribute through ctypes: works on
+    desktop drivers and on Jetson (libcuda.so.1 from L4T), needs no Python CUDA package.
+    """
+    lib = _libcuda()
+    if lib is None:
+        return [], "no CUDA driver library (libcuda) found"
+    rc = lib.cuInit(0)
+    if rc != 0:
+        return [], f"the CUDA driver is present but cuInit failed (CUresult {rc}: no usable GPU)"
+    count = ctypes.c_int(0)
+    if lib.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value == 0:
+        return [], "the CUDA driver reports no GPU"
+    out = []
+    for i in range(count.value):
+        dev, name = ctypes.c_int(0), ctypes.create_string_buffer(256)
+        major, minor = ctypes.c_int(0), ctypes.c_int(0)
+        lib.cuDeviceGet(ctypes.byref(dev), i)
+        lib.cuDeviceGetName(name, 256, dev)
+        lib.cuDeviceGetAttribute(ctypes.byref(major), _CU_ATTR_CC_MAJOR, dev)
+        lib.cuDeviceGetAttribute(ctypes.byref(minor), _CU_ATTR_CC_MINOR, dev)
+        out.append({"name": name.value.decode(errors="replace"), "compute_capability": f"{major.value}.{minor.value}"})
+    return out, ""
+
+
+def check_build_target(manifest: dict, path, trt_version: str, device: dict | None) -> None:
+    """Refuse an engine built by another TensorRT version or for another GPU architecture.
+
+    TensorRT's own message for that is a deserialization failure; this names both sides. A
+    different GPU model of the same compute capability only warns (TensorRT runs it, maybe slower).
+    """
+    built = (manifest or {}).get("tensorrt") or {}
+    if built.get("version") and str(built["version"]) != str(trt_version):
+        raise ValueError(f"{path}: built with TensorRT {built['version']}, this machine has TensorRT {trt_version}; "
+                         "engines do not move between TensorRT versions: rebuild it here with "
+                         "edgecnn export RUN --format trt (or trtexec, docs/tensorrt.md)")
+    if device is None:
+        return
+    cc = built.get("compute_capability")
+    if cc and str(cc) != device["compute_capability"]:
+        raise ValueError(f"{path}: built for a GPU of compute capability {cc} ({built.get('gpu')}), this GPU is "
+                         f"{device['name']} ({device['compute_capability']}); rebuild the engine on this machine")
+    if built.get("gpu") and built["gpu"] != device["name"]:
+        warnings.warn(f"{path}: built on {built['gpu']}, running on {device['name']} (same compute capability); "
+                      "rebuild it here for the best kernels", stacklevel=3)
 
 
 class _TorchMem:
@@ -63,7 +133,14 @@ class _TorchMem:
         self.stream.synchronize()
 
     def free(self, buf) -> None:
-        del buf
+        # Releases the allocation now (a bare `del` only drops this frame's name for it); close()
+        # then hands torch's cached blocks back to the driver.
+        buf.untyped_storage().resize_(0)
+
+    def close(self) -> None:
+        self.stream.synchronize()
+        self.stream = None
+        self.torch.cuda.empty_cache()   # return the cached blocks to the driver
 
 
 class _CudaPythonMem:
@@ -115,6 +192,12 @@ class _CudaPythonMem:
     def free(self, buf) -> None:
         self._ok(self.rt.cudaFree(buf[0]))
 
+    def close(self) -> None:
+        if self.stream is not None:
+            self._ok(self.rt.cudaStreamSynchronize(self.stream))
+            self._ok(self.rt.cudaStreamDestroy(self.stream))
+            self.stream = None
+
 
 def _memory():
     try:
@@ -136,6 +219,10 @@ class TensorRTBackend(Backend):
                              "build another engine with edgecnn export --format trt --precision ...")
         trt = _trt()
         self.trt = trt
+        devices, why = cuda_devices()
+        if not devices:
+            raise RuntimeUnavailable(f"{self.path}: {why}. {INSTALL_HINT}")
+        check_build_target(self.manifest, self.path, trt.__version__, devices[0])
         self.mem = _memory()
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.trt_runtime = trt.Runtime(self.logger)
@@ -189,9 +276,14 @@ class TensorRTBackend(Backend):
         return self.mem.to_host(out_buf)
 
     def _close(self) -> None:
+        mem = getattr(self, "mem", None)
         for in_buf, _, out_buf, _ in getattr(self, "_bufs", {}).values():
-            self.mem.free(in_buf)
-            self.mem.free(out_buf)
+            mem.free(in_buf)
+            mem.free(out_buf)
         self._bufs = {}
+        # The context and engine go before the memory and stream they run on.
         self.context = None
         self.engine = None
+        if mem is not None:
+            mem.close()
+            self.mem = None
