@@ -123,19 +123,23 @@ def test_overlay_1080p_vs_per_pixel(benchmark, field):
     benchmark.group = "1080p overlay"
     fast_ms: list[float] = []
 
+    cpu_ms: list[float] = []
+
     def fast_then_ref():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         overlay_array(field, result)
         fast_ms.append((time.perf_counter() - t0) * 1e3)
+        cpu_ms.append((time.thread_time() - c0) * 1e3)   # one thread's CPU time: what load on other cores cannot inflate
         t1 = time.perf_counter()
         blend(field, result.heat, result.threshold)
         ref_ms.append((time.perf_counter() - t1) * 1e3)
 
     benchmark.pedantic(fast_then_ref, rounds=15, warmup_rounds=2, iterations=1)
-    fast, ref = statistics.median(fast_ms), statistics.median(ref_ms)
-    _info(benchmark, tissue_tiles=result.tissue_tiles, overlay_ms_median=fast, per_pixel_ms_median=ref,
-          speedup=ref / fast, target_ms=10.0, met=fast <= 10.0)
-    print(f"\noverlay {fast:.1f} ms (target 10), per-pixel reference {ref:.1f} ms: {ref / fast:.0f}x")
+    fast, ref, cpu = statistics.median(fast_ms), statistics.median(ref_ms), statistics.median(cpu_ms)
+    _info(benchmark, tissue_tiles=result.tissue_tiles, overlay_ms_median=fast, overlay_ms_min=min(fast_ms),
+          overlay_cpu_ms_median=cpu, per_pixel_ms_median=ref, speedup=ref / fast, target_ms=10.0, met=fast <= 10.0)
+    print(f"\noverlay {fast:.1f} ms wall (min {min(fast_ms):.1f}, CPU {cpu:.1f}; target 10), "
+          f"per-pixel reference {ref:.1f} ms: {ref / fast:.0f}x")
 
 
 @pytest.mark.parametrize("threads", _threads())

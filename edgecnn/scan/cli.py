@@ -276,7 +276,8 @@ def tune_command(
         help="A real field of view to time on (PNG/JPEG...). Default: the mosaic of --patient from --data.",
         show_default=False)] = None,
     models: Annotated[Optional[Path], typer.Option("--models", help="Folder of artifacts to compare (default: the release folder).")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Kaggle-layout IDC folder for the default frame. Default: $EDGECNN_DATA.")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="Kaggle-layout IDC folder(s) to find --patient in "
+                                                      "for the default frame (repeatable). Default: $EDGECNN_DATA (':'-separated).")] = None,
     patient: Annotated[str, typer.Option(help="Patient whose mosaic is the default frame (a full patch grid: 8863, 10253, 10254, 14082).")] = "14082",
     threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Comma-separated thread counts to try (default: 1 … all cores).")] = None,
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", "-b", help="Comma-separated tile batch sizes to try.")] = "64,256",
@@ -337,11 +338,12 @@ def _tune_frame(frame: Optional[Path], data: Optional[str], patient: str):
     from edgecnn.data.layout import DataError
     from edgecnn.data.mosaic import build_mosaic
 
-    root = (data or os.environ.get("EDGECNN_DATA", "")).split(":")[0]
-    if not root:
+    roots = [r for d in (data or [os.environ.get("EDGECNN_DATA", "")]) for r in d.split(":") if r]
+    if not roots:
         fail("give a FRAME image, or --data (or $EDGECNN_DATA) to build one from a patient's patches")
+    folder = next((Path(r) / patient for r in roots if (Path(r) / patient).is_dir()), Path(roots[0]) / patient)
     try:
-        return build_mosaic(Path(root) / patient).image
+        return build_mosaic(folder).image
     except DataError as e:
         fail(str(e))
 

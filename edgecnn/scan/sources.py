@@ -147,7 +147,36 @@ def cv2_to_rgb(a: np.ndarray, name: str) -> np.ndarray:
     return np.ascontiguousarray(as_rgb8(a, name=name))
 
 
-class VideoFile(FrameSource):
+class _Capture(FrameSource):
+    """An OpenCV VideoCapture read on one thread: ``close()`` from another thread only asks the
+    reader to stop, and the capture is released by the reader (releasing it under a running
+    ``read()`` can crash OpenCV)."""
+
+    _cap: Any = None
+    _closed = False
+    _reading = False
+
+    def _read_loop(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def _frames(self) -> Iterator[Frame]:
+        self._reading = True
+        try:
+            for frame in self._read_loop():
+                if self._closed:
+                    return
+                yield frame
+        finally:
+            self._reading = False
+            self._cap.release()
+
+    def close(self) -> None:
+        self._closed = True
+        if not self._reading and self._cap is not None:
+            self._cap.release()
+
+
+class VideoFile(_Capture):
     """Every frame of a video file (anything FFmpeg reads: mp4, avi, mkv, mov, ...).
 
     A file that ends before its header's frame count (truncated, or a decode error midway) ends
@@ -171,7 +200,7 @@ class VideoFile(FrameSource):
         n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = n if n > 0 else None
 
-    def _frames(self) -> Iterator[Frame]:
+    def _read_loop(self) -> Iterator[Frame]:
         i = 0
         while True:
             t0 = time.perf_counter()
@@ -191,15 +220,12 @@ class VideoFile(FrameSource):
     def _pos_ms(self) -> float:
         return float(self._cap.get(0))   # cv2.CAP_PROP_POS_MSEC == 0
 
-    def close(self) -> None:
-        self._cap.release()
-
 
 def camera_devices() -> list[str]:
     return sorted(glob.glob("/dev/video*"))
 
 
-class Camera(FrameSource):
+class Camera(_Capture):
     """A live camera by index (OpenCV's V4L2 on Linux, its default elsewhere); frames as they come.
 
     ``width``/``height``/``fps`` are requests the driver may round. After ``max_failures``
@@ -230,9 +256,9 @@ class Camera(FrameSource):
         got = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(got) if got and got > 0 else None
 
-    def _frames(self) -> Iterator[Frame]:
+    def _read_loop(self) -> Iterator[Frame]:
         i = failures = 0
-        while True:
+        while not self._closed:
             t0 = time.perf_counter()
             ok, a = self._cap.read()
             ms = (time.perf_counter() - t0) * 1e3
@@ -250,9 +276,6 @@ class Camera(FrameSource):
                 except ImageError as e:
                     yield Frame(i, name, None, str(e), None, ms)
             i += 1
-
-    def close(self) -> None:
-        self._cap.release()
 
 
 def is_video(path: str | os.PathLike) -> bool:
