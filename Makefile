@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-## demo: data → train → quantize → export → bench → scan, on $$EDGECNN_DATA (else Kaggle, else synthetic)
+## demo: data → train → quantize → export → bench → scan, on $$EDGECNN_DATA (else a Kaggle download: kagglehub
+##       is in [dev], credentials in ~/.kaggle/kaggle.json; else synthetic). Reruns reuse finished steps.
 demo: setup
 	$(VENV)/bin/edgecnn demo --out $(DEMO_OUT)
 

@@ -28,7 +28,9 @@ NOISE = re.compile(
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
     rb"|INFO: Initialized TensorFlow Lite runtime"
-    rb"|WARNING: Attempting to use a delegate that only supports static-sized tensors)"
+    rb"|WARNING: Attempting to use a delegate that only supports static-sized tensors"
+    # The TFLite quantizer's bare printf on each int8 conversion:
+    rb"|fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: )"
 )
 # Python-side chatter of the converters and Keras (absl and logging.warning calls).
 NOISY_LOGGERS = ("tensorflow", "absl", "tf2onnx", "tf_keras", "h5py", "onnx", "onnxruntime")

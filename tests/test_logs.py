@@ -40,6 +40,7 @@ def _noise(stderr: str) -> list[str]:
     ("2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] Could not find cuda", True),
     ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR", True),
     ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.", True),
+    ("fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, output_inference_type: FLOAT32", True),
     ("warning: data/x.png: not a PNG (skipped)", False),
     ("error: runs/basic: no such run folder", False),
     ("I0000 is a patient id, not a log line", False),
@@ -97,3 +98,15 @@ def test_verbose_shows_tensorflow_lines():
     assert any("oneDNN" in n or "cudart" in n for n in _noise(r.stderr)), r.stderr
     quiet = _run(EDGECNN + ["models", "--build"])
     assert quiet.returncode == 0 and _noise(quiet.stderr) == [], quiet.stderr
+
+
+@pytest.mark.slow
+def test_export_all_prints_no_converter_log_line(export_run, tmp_path):
+    """The converters (TFLite, tf2onnx, onnxruntime quantization, OpenVINO) are the noisiest."""
+    r = _run(EDGECNN + ["export", str(export_run.path), "--format", "all", "--out", str(tmp_path / "out"),
+                        "-n", "20", "--quiet"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    # What may remain: our own lines (skips, float-op warnings, the output folder), nothing else.
+    ours = ("skipped", "Output folder", "float ops remain")
+    assert [line for line in lines if not line.lstrip().startswith(ours)] == [], r.stderr
