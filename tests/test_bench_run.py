@@ -233,4 +233,16 @@ def test_release_bench_at_100_columns_shows_every_row_and_passes(idc_data):
     for line in rows:
         assert len(line) <= 100 and "…" not in line and line.split()[-1] == "ok"
         # BAC (0.xxxx), p50 and p99 (x.xxx, p50 maybe marked * for a noisy spread) are all there.
-        assert re.search(r" 0\.\d{4} ", line) and len(re.findall(r" \d+\.\d{3}\*? ", line)) >= 2, line
+        assert re.search(r" 0\.\d{4} ", line) and len(re.findall(r"(?<= )\d+\.\d{3}\*?(?= )", line)) >= 2, line
+
+
+def test_one_thread_rows_are_pinned_to_one_cpu(rt_artifacts, rt_patches):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one usable CPU: nothing to pin")
+    data = (rt_patches["eval_x"][:64], rt_patches["eval_y"][:64])
+    fast = dict(FAST, rounds=1, runs=20)
+    (pinned,) = run_bench([rt_artifacts["onnx_fp32"]], data, runtimes=["onnxruntime"], **fast)["rows"]
+    (free,) = run_bench([rt_artifacts["onnx_fp32"]], data, runtimes=["onnxruntime"], pin=False, **fast)["rows"]
+    # What the worker process itself reported from sched_getaffinity.
+    assert len(pinned["cpus"]) == 1 and set(pinned["cpus"]) <= os.sched_getaffinity(0)
+    assert free["cpus"] is None

@@ -73,6 +73,8 @@ def bench(
                                    "manifest."),
     allow_no_manifest: bool = typer.Option(False, "--allow-no-manifest", help="Run artifacts without a manifest "
                                            "(preprocessing pixel/255, threshold 0.5)."),
+    pin: bool = typer.Option(True, "--pin/--no-pin", help="Run a row with fewer threads than CPUs on that many CPUs "
+                             "(steadier latency on a busy machine); --no-pin lets the OS place its threads."),
     wide: bool = typer.Option(False, "--wide", "-w", help="Print every column (accuracy, F1, AUC, agreement, p90, "
                               "spread, size, load time, gate floor); lines may be longer than the terminal."),
     json_out: Optional[str] = typer.Option(None, "--json", help=JSON_HELP),
@@ -114,7 +116,7 @@ def _library_args(a: dict[str, Any]) -> dict[str, Any]:
                 rounds=a["rounds"], runs=a["runs"], warmup=a["warmup"], budget_s=a["budget"], tta=a["tta"],
                 keras_ref=a["keras_ref"], limit=a["limit"], split=a["split"], min_bac=a["min_bac"],
                 tolerance=a["tolerance"], max_drop=a["max_drop"], verify=not a["no_verify"],
-                allow_no_manifest=a["allow_no_manifest"], precision=a["ov_precision"])
+                allow_no_manifest=a["allow_no_manifest"], precision=a["ov_precision"], pin=a["pin"])
 
 
 def _run(opts: dict[str, Any], show_progress: bool, verbose: bool) -> dict[str, Any]:
@@ -141,6 +143,7 @@ def _run(opts: dict[str, Any], show_progress: bool, verbose: bool) -> dict[str, 
 
 
 def _print_results(result: dict[str, Any], wide: bool, verbose: bool) -> None:
+    from edgecnn.bench.gate import row_label
     from edgecnn.bench.report import print_table
 
     print_table(result, Console(), wide=wide)
@@ -148,8 +151,8 @@ def _print_results(result: dict[str, Any], wide: bool, verbose: bool) -> None:
         for r in result["rows"]:
             lat = r.get("latency_ms") or {}
             if lat.get("p50_rounds"):
-                err.print(f"{escape(r['name'])} [{r['runtime']}, t{r['threads']}]: round p50 ms "
-                          + ", ".join(f"{v:.3f}" for v in lat["p50_rounds"]), highlight=False)
+                err.print(escape(f"{row_label(r)}: round p50 ms " + ", ".join(f"{v:.3f}" for v in lat["p50_rounds"])),
+                          highlight=False)
     for s in result["skipped"]:
         err.print(f"[yellow]skipped[/] {escape(Path(s['artifact']).name)} on {s['runtime']}: {escape(s['reason'])}",
                   highlight=False)

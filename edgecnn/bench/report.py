@@ -193,7 +193,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"- Versions: {', '.join(f'{k} {v}' for k, v in m['versions'].items())}",
         f"- Data: {d['n_patches']} patches ({d['n_positive']} IDC) from {d['source']}"
         + (f", split {d['split']}" if d.get("split") else ""),
-        f"- Latency: {cfg.get('latency')}; {cfg.get('rounds')} rounds; throughput at batch {max(cfg['batches'])}; "
+        f"- Latency: {cfg.get('latency')}; {cfg.get('rounds')} rounds"
+        + ("; rows with fewer threads than CPUs pinned to that many CPUs" if cfg.get("pin") else "")
+        + f"; throughput at batch {max(cfg['batches'])}; "
         f"RSS: {cfg['rss_method']}",
         f"- Gate: {gate} — {'PASSED' if result['passed'] else 'FAILED'}", "",
         "| " + " | ".join(esc(c.header) for c in cols) + " |",

@@ -17,6 +17,7 @@ The parent writes the spec; this writes ``result.json`` (and ``probs.npy`` when 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -163,7 +164,11 @@ def main(spec_path: str) -> int:
     spec_file = Path(spec_path)
     spec = json.loads(spec_file.read_text())
     try:
+        if spec.get("cpus"):
+            # Before any runtime is imported: thread pools size and place themselves from the affinity.
+            os.sched_setaffinity(0, spec["cpus"])
         result = run_round(spec)
+        result["cpus"] = sorted(os.sched_getaffinity(0)) if spec.get("cpus") else None
         result["error"] = None
     except Exception as e:  # the parent reports the row as failed, with the reason
         result = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
