@@ -113,28 +113,31 @@ def test_seed_way_keras_predict(benchmark, frame):
 
 
 def test_overlay_1080p_vs_per_pixel(benchmark, field):
-    """Fast overlay (target ≤ 10 ms) and the per-pixel reference, interleaved: F R F R ..."""
+    """Fast overlay (target ≤ 10 ms) against the per-pixel reference, in interleaved blocks
+    (5 fast frames, 1 reference frame, ...): a video's steady state for the fast one."""
     from edgecnn.scan.overlay import blend, overlay_array
 
     result = _scanner(2).scan(field)
     assert result.tissue_tiles >= 200
     np.testing.assert_array_equal(overlay_array(field, result, legend=False), blend(field, result.heat, result.threshold))
-    ref_ms: list[float] = []
-    benchmark.group = "1080p overlay"
     fast_ms: list[float] = []
-
     cpu_ms: list[float] = []
+    ref_ms: list[float] = []
+    calls = [0]
 
-    def fast_then_ref():
+    def step():
         t0, c0 = time.perf_counter(), time.thread_time()
         overlay_array(field, result)
         fast_ms.append((time.perf_counter() - t0) * 1e3)
-        cpu_ms.append((time.thread_time() - c0) * 1e3)   # one thread's CPU time: what load on other cores cannot inflate
-        t1 = time.perf_counter()
-        blend(field, result.heat, result.threshold)
-        ref_ms.append((time.perf_counter() - t1) * 1e3)
+        cpu_ms.append((time.thread_time() - c0) * 1e3)   # this thread's CPU time: load elsewhere inflates it less
+        calls[0] += 1
+        if calls[0] % 5 == 0:
+            t1 = time.perf_counter()
+            blend(field, result.heat, result.threshold)
+            ref_ms.append((time.perf_counter() - t1) * 1e3)
 
-    benchmark.pedantic(fast_then_ref, rounds=15, warmup_rounds=2, iterations=1)
+    benchmark.group = "1080p overlay"
+    benchmark.pedantic(step, rounds=40, warmup_rounds=2, iterations=1)
     fast, ref, cpu = statistics.median(fast_ms), statistics.median(ref_ms), statistics.median(cpu_ms)
     _info(benchmark, tissue_tiles=result.tissue_tiles, overlay_ms_median=fast, overlay_ms_min=min(fast_ms),
           overlay_cpu_ms_median=cpu, per_pixel_ms_median=ref, speedup=ref / fast, target_ms=10.0, met=fast <= 10.0)

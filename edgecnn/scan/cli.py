@@ -308,6 +308,10 @@ def tune_command(
         fail(str(e))
     if json_out != "-":
         console.print(_tune_table(prof))
+    spread = max(r["spread"] for r in prof["rows"])
+    if spread > 0.3:
+        err.print(f"[yellow]warning:[/] round medians spread up to {100 * spread:.0f}%: the machine was busy, "
+                  "so close candidates may be ranked by chance; rerun `edgecnn tune` when it is idle", highlight=False)
     if not dry_run:
         console.print(f"device profile written to {save_profile(prof, out)}", highlight=False)
     emit_json(prof, json_out)
@@ -367,10 +371,12 @@ class _status:
 
 
 def _tune_table(prof: dict[str, Any]) -> Table:
-    t = Table(title=f"scan of a {prof['frame']['width']}×{prof['frame']['height']} frame "
+    from rich import box
+
+    t = Table(box=box.SIMPLE, title=f"scan of a {prof['frame']['width']}×{prof['frame']['height']} frame "
                     f"({prof['frame']['tissue_tiles']} tissue tiles), median of {prof['rounds']} round p50s")
     for col in ("artifact", "runtime", "threads", "batch", "ms / frame", "spread", "label diff"):
-        t.add_column(col, justify="left" if col in ("artifact", "runtime") else "right")
+        t.add_column(col, justify="left" if col in ("artifact", "runtime") else "right", no_wrap=True)
     c = prof["choice"]
     for r in sorted(prof["rows"], key=lambda r: r["ms_per_frame"]):
         mark = "bold green" if all(r[k] == c[k] for k in ("artifact", "runtime", "threads", "batch_size")) else None
