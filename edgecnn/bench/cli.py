@@ -129,17 +129,23 @@ def _run(opts: dict[str, Any], show_progress: bool, verbose: bool) -> dict[str, 
     bar = Bar(TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
               TextColumn("{task.description}"), total=None, enabled=show_progress, console=err)
 
+    started = []
+
     def progress(done: int, total: int, label: str) -> None:
+        if not started:  # started at the first row, so the data's own decoding bar can show before it
+            started.append(bar.__enter__())
         bar.progress.update(bar.task, completed=done, total=total, description=escape(label))
 
     def log(text: str) -> None:
         err.print(escape(text), style="dim", highlight=False)
 
     try:
-        with bar:
-            return run_bench(**opts, progress=progress, log=log if verbose else None)
+        return run_bench(**opts, progress=progress if show_progress else None, log=log if verbose else None)
     except (BenchError, ValueError, FileNotFoundError) as e:
         fail(e)
+    finally:
+        if started:
+            bar.__exit__(None, None, None)
 
 
 def _print_results(result: dict[str, Any], wide: bool, verbose: bool) -> None:
@@ -170,7 +176,10 @@ def _write_outputs(result: dict[str, Any], json_out: Optional[str], md: Optional
         write_markdown(result, md)
         err.print(f"Markdown written to {md}")
     if plot:
-        write_plot(result, plot)
+        try:
+            write_plot(result, plot)
+        except ImportError:  # the device install (edgecnn[edge]) has no matplotlib
+            fail(f"--plot {plot} needs matplotlib: pip install matplotlib (the other reports were written)")
         err.print(f"Plot written to {plot}")
 
 

@@ -26,15 +26,17 @@ class EvalData:
     patients: np.ndarray | None = None
 
 
-def load_eval_data(data: Any, limit: int | None = None, split: str | Path | None = None, seed: int = 0) -> EvalData:
+def load_eval_data(data: Any, limit: int | None = None, split: str | Path | None = None, seed: int = 0,
+                   progress: bool = False) -> EvalData:
     """Patches + labels from a PatchSet, an (images, labels) pair, or paths: Kaggle-layout folders or
     zips and .npz files (``images`` N×S×S×3 uint8, ``labels``, optional ``patients``). Several paths
     may come as a list or one string joined by ``os.pathsep`` (as in $EDGECNN_DATA).
 
     ``split``: a split.json (or run folder holding one): keep its test patients only.
     ``limit``: a seeded random subset of that many patches (the same subset every run).
+    ``progress``: show the decoding bar of a Kaggle folder read for the first time.
     """
-    images, labels, patients, source = _read(data)
+    images, labels, patients, source = _read(data, progress)
     images = np.asarray(images)
     labels = np.asarray(labels).astype(np.int64).ravel()
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) != len(labels):
@@ -50,7 +52,7 @@ def load_eval_data(data: Any, limit: int | None = None, split: str | Path | None
     return EvalData(np.ascontiguousarray(images), labels, source, n_available, split_note, patients)
 
 
-def _read(data: Any) -> tuple[Any, Any, Any, str]:
+def _read(data: Any, progress: bool = False) -> tuple[Any, Any, Any, str]:
     """(images, labels, patients or None, source text)."""
     if isinstance(data, tuple) and len(data) == 2:
         return data[0], data[1], None, "arrays"
@@ -66,7 +68,7 @@ def _read(data: Any) -> tuple[Any, Any, Any, str]:
     if kaggle:
         from edgecnn.data import load_patches
 
-        ps = load_patches(kaggle[0] if len(kaggle) == 1 else kaggle)
+        ps = load_patches(kaggle[0] if len(kaggle) == 1 else kaggle, progress=progress)
         parts.append((ps.images, ps.labels, ps.patients))
     images = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
     labels = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])

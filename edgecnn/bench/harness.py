@@ -357,7 +357,7 @@ def run_bench(
                         precision, pin, log)
     ignored: list[str] = []
     row_runs, skipped, paths = _plan(artifacts, runtimes, ts, tta, keras_ref, ignored)
-    ev = load_eval_data(data, limit=limit, split=split, seed=seed)
+    ev = load_eval_data(data, limit=limit, split=split, seed=seed, progress=progress is not None)
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:
         files = _DataFiles(ev, Path(tmp))
         for run in row_runs:
