@@ -110,9 +110,10 @@ def _setup_device(cfg: TrainConfig):
     gpus = tf.config.list_physical_devices("GPU")
     mp = cfg.mixed_precision == "on" or (cfg.mixed_precision == "auto" and gpus)
     keras.mixed_precision.set_global_policy("mixed_float16" if mp else "float32")
-    from edgecnn.train.strategy import make_strategy
+    from edgecnn.train.strategy import check_global_batch, make_strategy
 
     strategy = make_strategy("mirrored" if cfg.multi_gpu else cfg.strategy, len(gpus))
+    check_global_batch(cfg.batch_size, strategy)   # --batch-size is global: split over the replicas
     keras.utils.set_random_seed(cfg.seed)
     return strategy, {"gpus": len(gpus), "mixed_precision": bool(mp), "replicas": strategy.num_replicas_in_sync}
 
@@ -318,6 +319,7 @@ class _EpochLoop:
         from edgecnn.data.pipeline import make_dataset
         from edgecnn.train.progress import EpochBar
         from edgecnn.train.schedule import cosine_callback
+        from edgecnn.train.strategy import shard_by_data
 
         cfg, p = self.cfg, self.parts
         # A per-epoch seed keeps shuffling and augmentation reproducible across a resume.
@@ -325,6 +327,7 @@ class _EpochLoop:
                           seed=cfg.seed * 1000 + epoch, augment=cfg.augment, jitter=cfg.color_jitter,
                           stain=cfg.stain_jitter, input_size=self.input_size, sample_weights=p.weights,
                           indices=p.train_idx, targets=p.targets)
+        ds = shard_by_data(ds, self.model.distribute_strategy)   # multi-worker: by element, not by file
         with EpochBar(f"epoch {epoch + 1}/{cfg.epochs}", p.steps, self.progress) as bar:
             callbacks = [bar.callback]
             if cfg.lr_schedule == "cosine":
