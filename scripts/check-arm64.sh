@@ -62,16 +62,19 @@ cleanup() {
 }
 trap cleanup EXIT
 mount -t proc proc "$ROOT/proc"
+# No /sys: the host's (x86) CPU topology there crashes the arm64 cpuinfo code of LiteRT and
+# ONNX Runtime under qemu; without it they only print "Error in cpuinfo" and go on.
 mount --bind /dev "$ROOT/dev"
 mount --bind /dev/pts "$ROOT/dev/pts"
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # A host behind a TLS-inspecting proxy trusts extra CAs (/usr/local/share/ca-certificates): the
 # arm64 root must trust the same ones, or pip cannot reach the package index from it.
-if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
-  mkdir -p "$ROOT/usr/local/share/ca-certificates"
-  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
-  chroot "$ROOT" /usr/sbin/update-ca-certificates >/dev/null
-fi
+# (update-ca-certificates under emulation takes minutes; the bundle is plain PEM: append on the host.)
+BUNDLE="$ROOT/etc/ssl/certs/ca-certificates.crt"
+for c in /usr/local/share/ca-certificates/*.crt; do
+  [ -f "$c" ] || continue
+  grep -qxF "$(grep -m1 -v -e '^-----' -e '^$' "$c")" "$BUNDLE" || { cat "$c"; echo; } >> "$BUNDLE"
+done
 CHROOT_ENV="PATH=/usr/bin:/bin:/usr/sbin HOME=/root PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1"
 
 say "the frame: patient $PATIENT's mosaic, and the x86 scan of it"
