@@ -143,7 +143,10 @@ def run_worker(spec: dict[str, Any], workdir: Path, log: Callable[[str], None] |
     if not (workdir / "result.json").exists():
         tail = text.splitlines()[-5:]
         return {"error": f"worker exited with code {proc.returncode}: {' | '.join(tail)}"}
-    return read_json(workdir / "result.json")
+    result = read_json(workdir / "result.json")
+    if log and result.get("traceback"):
+        log(result["traceback"])
+    return result
 
 
 @dataclass

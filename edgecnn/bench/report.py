@@ -142,13 +142,13 @@ def rich_table(result: dict[str, Any], width: int | None = None, wide: bool = Fa
         if cols[-1].header == "gate":
             cells[-1] = {"FAIL": "[red]FAIL[/]", "ok": "[green]ok[/]"}.get(cells[-1], "[yellow]ok?[/]")
         t.add_row(*cells)
-    return t, table_notes(result, hidden, wide)
+    return t, table_notes(result, hidden)
 
 
-def table_notes(result: dict[str, Any], hidden: list[str], wide: bool) -> list[str]:
+def table_notes(result: dict[str, Any], hidden: list[str]) -> list[str]:
     rows, cfg = result["rows"], result["config"]
     notes = [f"p50/p99: batch-1 latency; p50 is the median of {cfg.get('rounds', 1)} interleaved round medians."
-             + (" Δ float: BAC minus the float reference's. MB: peak RSS of the row's own process." if not wide else "")]
+             + " Δ float: BAC minus the float reference's. MB: peak RSS of the row's own process."]
     if any(r.get("noisy") for r in rows):
         notes.append(f"* round-to-round p50 spread above ±{SPREAD_WARN_PCT:g} % (see warnings).")
     if any(r.get("passed_gate") and r.get("gate_reason") != "ok" for r in rows):
