@@ -112,7 +112,11 @@ def test_scan_cli_video(mosaic, make_video, scan_model, tmp_path):
     assert len(written) == 6 and written[0].shape == frames[0].shape
 
 
-def test_scan_cli_bad_sources(mosaic_png, scan_model, tmp_path):
+def test_scan_cli_bad_sources(mosaic_png, scan_model, tmp_path, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    res = runner.invoke(app, ["scan", str(mosaic_png / "m.png"), "--show", "--model", str(scan_model), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "--show needs a display" in res.output
     res = runner.invoke(app, ["scan", "--camera", "57", "--model", str(scan_model), "--out", str(tmp_path)])
     assert res.exit_code == 2 and "camera 57: cannot open it" in res.output
     fake = tmp_path / "x.mkv"
