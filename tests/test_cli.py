@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from edgecnn.cli import app
 
-COMMANDS = [["models"], ["train"], ["evaluate"], ["quantize"], ["export"], ["bench"], ["scan"], ["demo"],
+COMMANDS = [["models"], ["train"], ["evaluate"], ["quantize"], ["export"], ["bench"], ["scan"], ["tune"], ["demo"],
             ["data"], ["data", "info"], ["data", "synth"], ["data", "split"], ["data", "mosaic"]]
 
 

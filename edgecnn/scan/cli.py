@@ -66,7 +66,7 @@ def scan(
     policy: Annotated[Optional[str], typer.Option(
         help="When frames come faster than they are scanned: 'newest' scans the latest and counts the rest as "
              "dropped (default for --camera and --watch); 'all' scans every frame (default for files and videos).")] = None,
-    skip_existing: Annotated[bool, typer.Option(help="--watch: ignore images already in the folder at start.")] = False,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="--watch: ignore images already in the folder at start.")] = False,
     settle: Annotated[float, typer.Option(help="--watch: seconds a file's size must hold still before it is read.")] = 0.2,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Load the model even if its sha256 differs from the manifest.")] = False,
     quiet: Quiet = False,
