@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the committed release model in exported/release/ from scratch (docs/release.md).
-# Needs the real data: EDGECNN_DATA=/path/to/idc (Kaggle layout). ~1 h on 2 CPU cores.
+# Needs the real data: EDGECNN_DATA=/path/to/idc:/path/to/idc-more (Kaggle layout; several sources
+# separated by ':' are read as one). ~1 h on 2 CPU cores. The patient split is the committed one
+# (exported/release/split.json), so a retrained release is scored on the same test patients.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${EDGECNN_DATA:?set EDGECNN_DATA to the Kaggle-layout IDC folder}"
@@ -8,8 +10,11 @@ EDGECNN=${EDGECNN:-.venv/bin/edgecnn}
 RUN=${RUN:-runs/release-basic}
 OUT=${OUT:-exported/release}
 
+SPLIT=${SPLIT:-exported/release/split.json}
+
 [ -f "$RUN/model.keras" ] || $EDGECNN train --model basic_cnn --data "$EDGECNN_DATA" --out "$RUN" \
-  --epochs 40 --patience 10 --seed 0 --json "$RUN.train.json"
+  --split "$SPLIT" --epochs 24 --lr-schedule cosine --stain-jitter 0.05 --patience 12 --seed 0 \
+  --json "$RUN.train.json"
 [ -f "$RUN/qat/model.keras" ] || $EDGECNN quantize "$RUN" --json "$RUN.qat.json"
 $EDGECNN export "$RUN" --format tflite --precision int8-qat --out "$OUT" --force
 $EDGECNN export "$RUN" --format onnx --precision int8-ptq --out "$OUT" --force
