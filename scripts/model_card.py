@@ -46,7 +46,8 @@ def main(run_dir: str, out_dir: str) -> None:
 - Split by patient (seed {split.get('seed')}, stratified by IDC share): train {c['train']['patients']} patients /
   {c['train']['patches']:,} patches, validation {c['val']['patients']} / {c['val']['patches']:,}, test {c['test']['patients']} / {c['test']['patches']:,}. Patient ids in `split.json`.
 - Training: {cfg['epochs']} epochs max, early stopping on validation balanced accuracy (best epoch {info['epoch']}),
-  batch {cfg['batch_size']}, Adam {cfg['lr']}, class-weighted loss, colour jitter ×{cfg.get('color_jitter', 1.0)},
+  batch {cfg['batch_size']}, Adam {cfg['lr']} ({cfg.get('lr_schedule', 'plateau')} schedule), class-weighted loss,
+  dihedral flips/rotations, colour jitter ×{cfg.get('color_jitter', 1.0)}, H&E stain jitter {cfg.get('stain_jitter', 0.0)},
   {test.get('train_seconds', 0) / 60:.0f} min on 2 CPU cores. Threshold {info['threshold']:.3f} chosen on validation patients.
 - Float model on the test patients: balanced accuracy {test['balanced_accuracy']:.4f}{ci_text}, accuracy {test['accuracy']:.4f},
   IDC F1 {test['f1']:.4f}, ROC AUC {test['roc_auc']:.4f}.
