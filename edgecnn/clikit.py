@@ -101,3 +101,16 @@ def _hide_flag_types() -> None:
 
 
 _hide_flag_types()
+
+
+def int_list(text: Optional[str], opt: str) -> Optional[list[int]]:
+    """A comma list of positive integers (`--threads 1,2`), or None when the option was not given."""
+    if text is None:
+        return None
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{opt} takes comma-separated integers, e.g. 1,2; got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise typer.BadParameter(f"{opt} takes positive integers; got {text!r}")
+    return vals

@@ -14,19 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edgecnn.clikit import JSON_HELP, MULTI_DATA_HELP, Quiet, Verbose, emit_json, err, fail
-
-
-def _ints(text: Optional[str], opt: str) -> Optional[list[int]]:
-    if text is None:
-        return None
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"{opt} takes comma-separated integers, e.g. 1,2; got {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise typer.BadParameter(f"{opt} takes positive integers; got {text!r}")
-    return vals
+from edgecnn.clikit import JSON_HELP, MULTI_DATA_HELP, Quiet, Verbose, emit_json, err, fail, int_list
 
 
 def bench(
@@ -112,7 +100,7 @@ def _library_args(a: dict[str, Any]) -> dict[str, Any]:
         fail(e)
     runtimes = [r.strip() for r in a["runtimes"].split(",") if r.strip()] if a["runtimes"] else None
     return dict(artifacts=a["artifacts"] or None, data=data, runtimes=runtimes,
-                threads=_ints(a["threads"], "--threads"), batches=_ints(a["batch_sizes"], "--batch-sizes"),
+                threads=int_list(a["threads"], "--threads"), batches=int_list(a["batch_sizes"], "--batch-sizes"),
                 rounds=a["rounds"], runs=a["runs"], warmup=a["warmup"], budget_s=a["budget"], tta=a["tta"],
                 keras_ref=a["keras_ref"], limit=a["limit"], split=a["split"], min_bac=a["min_bac"],
                 tolerance=a["tolerance"], max_drop=a["max_drop"], verify=not a["no_verify"],

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgecnn.clikit import JSON_HELP, Quiet, Verbose, emit_json, err, fail
+from edgecnn.clikit import JSON_HELP, Quiet, Verbose, emit_json, err, fail, int_list
 
 SCAN_JSON_HELP = ("Image files: one JSON document (model, and per image: tiles, tissue_tiles, positive_share, "
                   "ms_per_frame, grid) to FILE, or - for stdout. Video, --camera, --watch: JSON lines as frames "
@@ -302,7 +302,7 @@ def tune_command(
     console = err if json_out == "-" else Console()
     try:
         with _status(console, quiet) as say:
-            prof = tune(image, models, threads=_ints(threads, "--threads"), batch_sizes=_ints(batch_sizes, "--batch-sizes"),
+            prof = tune(image, models, threads=int_list(threads, "--threads"), batch_sizes=int_list(batch_sizes, "--batch-sizes"),
                         runtimes=runtimes.split(",") if runtimes else None, rounds=rounds, runs=runs, progress=say)
     except (FileNotFoundError, ValueError) as e:
         fail(str(e))
@@ -315,18 +315,6 @@ def tune_command(
     if not dry_run:
         console.print(f"device profile written to {save_profile(prof, out)}", highlight=False)
     emit_json(prof, json_out)
-
-
-def _ints(text: Optional[str], opt: str) -> Optional[list[int]]:
-    if text is None:
-        return None
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"{opt} takes comma-separated integers, e.g. 1,2; got {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise typer.BadParameter(f"{opt} takes positive integers; got {text!r}")
-    return vals
 
 
 def _tune_frame(frame: Optional[Path], data: Optional[str], patient: str):
