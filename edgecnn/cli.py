@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecnn import __version__
-from edgecnn.clikit import JSON_HELP, MULTI_DATA_HELP, Quiet, Verbose, data_spec, emit_json, err, fail, quiet_logs
+from edgecnn.clikit import JSON_HELP, MULTI_DATA_HELP, Quiet, Verbose, emit_json, err, fail, quiet_logs
 
 app = typer.Typer(
     name="edgecnn",
