@@ -10,6 +10,12 @@ dataset patch go through one conversion):
   white, because "no tissue" in brightfield microscopy is bright glass (the tissue mask then
   skips it).
 - float arrays are taken as [0, 1] and scaled to 0–255.
+
+Size cap. Pillow refuses images above ~179 MP (``DecompressionBombError``) as a guard against
+hostile files. A stitched microscope field is legitimately that big, so Pillow's guard is replaced
+by our own, checked from the header before any pixel is decoded: ``MAX_PIXELS`` (default 250 MP,
+~750 MB as RGB; CLI ``--max-pixels``, ``set_max_pixels``). Above it: an ImageError naming the file
+and the flag. Bigger images belong in a tiled TIFF, which is streamed (``edgecnn.scan.slide``).
 """
 
 from __future__ import annotations
@@ -24,14 +30,36 @@ from PIL import Image, UnidentifiedImageError
 from edgecnn.data.decode import to_rgb
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+DEFAULT_MAX_PIXELS = 250_000_000
+MAX_PIXELS = DEFAULT_MAX_PIXELS
+# Our per-file cap below replaces Pillow's global bomb guard (which would raise before we can name the fix).
+Image.MAX_IMAGE_PIXELS = None
+
+
+def set_max_pixels(n: int) -> None:
+    """The largest image (width × height) ``read_image`` decodes whole; see the module doc."""
+    global MAX_PIXELS
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"max_pixels must be a positive number of pixels; got {n!r}")
+    MAX_PIXELS = n
+
+
+def check_pixels(path: Path, width: int, height: int, max_pixels: int | None = None) -> None:
+    cap = MAX_PIXELS if max_pixels is None else max_pixels
+    if width * height > cap:
+        raise ImageError(
+            f"{path}: {width}×{height} = {width * height:,} pixels, above the cap of {cap:,} (--max-pixels). "
+            f"Pass --max-pixels {width * height} to decode it whole (needs ~{3 * width * height / 1e9:.1f} GB "
+            "of memory), or save it as a tiled TIFF, which is streamed tile by tile")
 
 
 class ImageError(ValueError):
     """A frame that cannot be scanned; the message names the file (or array) and the fix."""
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB, or raise ImageError naming the file."""
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 RGB, or raise ImageError naming the file
+    (also when it is larger than ``max_pixels``, default ``MAX_PIXELS``)."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
@@ -39,8 +67,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path}: empty file (0 bytes); was it still being written? Copy it again")
     try:
         with Image.open(path) as im:
+            check_pixels(path, *im.size, max_pixels)
             im.load()
             return to_rgb(im)
+    except ImageError:
+        raise
     except UnidentifiedImageError as e:
         raise ImageError(f"{path}: not an image PIL can read (PNG, JPEG, TIFF, BMP, WebP); convert it first") from e
     except (OSError, SyntaxError, ValueError) as e:
