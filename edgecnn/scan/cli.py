@@ -31,6 +31,7 @@ class Run:
     streaming: bool
     records: list[dict[str, Any]] = field(default_factory=list)
     summaries: list[dict[str, Any]] = field(default_factory=list)
+    slides: list[dict[str, Any]] = field(default_factory=list)
 
 
 def scan(
@@ -69,6 +70,16 @@ def scan(
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="--watch: ignore images already in the folder at start.")] = False,
     settle: Annotated[float, typer.Option(help="--watch: seconds a file's size must hold still before it is read.")] = 0.2,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Load the model even if its sha256 differs from the manifest.")] = False,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Largest image (width x height) decoded whole "
+                                            "(~3 bytes per pixel of memory); above it a clear error. Tiled TIFFs and "
+                                            "slides are streamed and need no cap.")] = 250_000_000,
+    mpp: Annotated[Optional[float], typer.Option("--mpp", help="Microns per pixel of the input at full resolution. "
+                                                 "Slides: overrides the slide's own (needed when it has none). "
+                                                 "Images: sets --rescale to mpp/4 (the model's ~4 um/px).")] = None,
+    level: Annotated[Optional[int], typer.Option("--level", help="Slides: pyramid level to read (default: the one "
+                                                 "closest to the model's scale).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Slides: continue a killed scan from its checkpoint "
+                                         "(<out>/<slide>.checkpoint.npz).")] = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -80,8 +91,12 @@ def scan(
     Examples: edgecnn scan frame.png --out scans/
               edgecnn scan clip.mp4 --out clip.overlay.mp4 --json clip.jsonl
               edgecnn scan --camera 0 --out live.mp4 --max-frames 300
+              edgecnn scan slides/ --out slides-out/ --json slides.json   (whole slides: docs/slides.md)
     """
     _check_args(inputs, camera, watch_dir, policy)
+    slides, inputs = _slide_inputs(inputs, max_pixels)
+    if mpp is not None and rescale == 1.0:
+        rescale = mpp / 4.0
     scanner = _load_scanner(model, threads, batch_size, min_tissue, rescale, threshold, edge, no_verify)
     streaming = camera is not None or watch_dir is not None or any(_is_video(p) for p in inputs or [])
     to_stdout = json_out == "-"
@@ -91,6 +106,10 @@ def scan(
         run.console.print(f"model {d['model']} ({d['runtime']}, {d['threads'] or 'default'} threads, batch {d['batch_size']}"
                           f"{', device profile ' + d['profile'] if d['profile'] else ''})  tile {d['tile_size']}px  "
                           f"threshold {d['threshold']:.3f}", highlight=False)
+    if slides:
+        _run_slides(run, slides, mpp, level, resume)
+        if not (inputs or camera is not None or watch_dir is not None):
+            return _report_slides(run)
     sources = _open_sources(inputs, camera, watch_dir, policy, timeout, skip_existing, settle)
     json_sink = _json_lines(run)
     try:
@@ -101,6 +120,38 @@ def scan(
             json_sink.write_summary({"scanner": scanner.describe(), "sources": run.summaries})
             json_sink.finish()
     _report(run)
+
+
+def _slide_inputs(inputs, max_pixels):
+    from edgecnn.scan.image import set_max_pixels
+    from edgecnn.scan.slidecli import split_inputs
+
+    try:
+        set_max_pixels(max_pixels)
+        return split_inputs(inputs, max_pixels)
+    except ValueError as e:
+        fail(str(e))
+
+
+def _run_slides(run: Run, slides, mpp, level, resume) -> None:
+    from edgecnn.scan.slidecli import scan_one
+
+    for path in slides:
+        rec = scan_one(path, run.scanner, run.out, mpp=mpp, level=level, rescale=run.scanner.rescale,
+                       resume=resume, console=None if run.quiet else run.console)
+        if "error" in rec:
+            run.console.print(f"[red]error[/red] {escape(rec['error'])}", highlight=False)
+        run.slides.append(rec)
+
+
+def _report_slides(run: Run) -> None:
+    from edgecnn.scan.slidecli import slide_table
+
+    if run.json_out != "-":
+        run.console.print(slide_table(run.slides))
+    emit_json({"scanner": run.scanner.describe(), "slides": run.slides}, run.json_out)
+    if any("error" in r for r in run.slides):
+        raise typer.Exit(1)
 
 
 def _is_video(path: Path) -> bool:
@@ -264,10 +315,16 @@ def _report(run: Run) -> None:
                 run.console.print(f"{s['source']['name']}: stopped by {s['source']['stopped_by']}", highlight=False)
         return
     if run.json_out != "-":
+        if run.slides:
+            from edgecnn.scan.slidecli import slide_table
+
+            run.console.print(slide_table(run.slides))
         run.console.print(_table(run.records, f"scan → {run.out}"))
     payload = run.scanner.describe() | {"images": run.records, "live": run.summaries[0] if run.summaries else None}
+    if run.slides:
+        payload["slides"] = run.slides
     emit_json(payload, run.json_out)
-    if any("error" in r for r in run.records):
+    if any("error" in r for r in run.records + run.slides):
         raise typer.Exit(1)
 
 

@@ -90,34 +90,44 @@ def scan_slide(reader, scanner, out: str | Path, *, resume: bool = False, band_r
         start_y, elapsed0 = saved["next_y"], saved["elapsed_s"]
         state.probs, state.tissue, state.frac = saved["probs"], saved["tissue"], saved["frac"]
         state.thumb = saved.get("thumb", state.thumb)
-    t0, last_save = time.perf_counter(), time.perf_counter()
-    band_h = band_rows * tile
-    source = SlideSource(reader, band_h, start_y)
-    for frame in source:
-        y = frame.meta["y"]
-        r0 = y // tile
-        if r0 >= rows:
-            break
-        nrows = min(band_rows, rows - r0)
-        band = frame.image[:nrows * tile] if edge == "drop" else frame.image
-        res = scanner.scan(band, stride=tile, source=frame.name)
-        n = res.prob_map.shape[0]
-        state.probs[r0:r0 + n], state.tissue[r0:r0 + n], state.frac[r0:r0 + n] = \
-            res.prob_map, res.tissue_mask, res.tissue_fraction
-        k = state.k
-        state.thumb[r0 * k:(r0 + n) * k] = _thumb_band(band, n, cols, tile, k)
-        next_y = y + band_h
-        if time.perf_counter() - last_save >= checkpoint_s and r0 + n < rows:
-            ckpt.save(ck_path, fp, next_y, elapsed0 + time.perf_counter() - t0, probs=state.probs,
-                      tissue=state.tissue, frac=state.frac, thumb=state.thumb)
-            last_save = time.perf_counter()
-        if progress is not None:
-            progress((r0 + n) * cols, rows * cols)
+    t0 = time.perf_counter()
+    # The reader already resampled to the model's scale: the scanner must not rescale bands again.
+    rescale, scanner.rescale = scanner.rescale, 1.0
+    try:
+        _scan_bands(reader, scanner, state, start_y, elapsed0, band_rows, ck_path, fp, progress, checkpoint_s)
+    finally:
+        scanner.rescale = rescale
     seconds = elapsed0 + time.perf_counter() - t0
     summary = _summary(reader, scanner, state, seconds, start_y)
     summary["outputs"] = write_outputs(reader, scanner, state, out, stem, summary)
     ck_path.unlink(missing_ok=True)
     return summary
+
+
+def _scan_bands(reader, scanner, state: SlideState, start_y: int, elapsed0: float, band_rows: int,
+                ck_path: Path, fp: str, progress, checkpoint_s: float) -> None:
+    """Fill ``state`` band by band from ``start_y``; checkpoint at most every ``checkpoint_s``."""
+    tile, edge = scanner.tile_size, scanner.edge
+    rows, cols = state.probs.shape
+    band_h, k = band_rows * tile, state.k
+    t0 = last_save = time.perf_counter()
+    for frame in SlideSource(reader, band_h, start_y):
+        y = frame.meta["y"]
+        r0 = y // tile
+        if r0 >= rows:
+            break
+        band = frame.image[:min(band_rows, rows - r0) * tile] if edge == "drop" else frame.image
+        res = scanner.scan(band, stride=tile, source=frame.name)
+        n = res.prob_map.shape[0]
+        state.probs[r0:r0 + n], state.tissue[r0:r0 + n], state.frac[r0:r0 + n] = \
+            res.prob_map, res.tissue_mask, res.tissue_fraction
+        state.thumb[r0 * k:(r0 + n) * k] = _thumb_band(band, n, cols, tile, k)
+        if time.perf_counter() - last_save >= checkpoint_s and r0 + n < rows:
+            ckpt.save(ck_path, fp, y + band_h, elapsed0 + time.perf_counter() - t0, probs=state.probs,
+                      tissue=state.tissue, frac=state.frac, thumb=state.thumb)
+            last_save = time.perf_counter()
+        if progress is not None:
+            progress((r0 + n) * cols, rows * cols)
 
 
 def _tile_mm2(reader, tile: int) -> tuple[float, bool]:

@@ -1,0 +1,73 @@
+"""`edgecnn scan` on slides, a folder of slides and an image above --max-pixels, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+pytest.importorskip("openslide")
+
+from edgecnn.scan.bigimage import write_pyramid  # noqa: E402
+from edgecnn.scan.cli import scan  # noqa: E402
+from edgecnn.scan.image import DEFAULT_MAX_PIXELS, set_max_pixels  # noqa: E402
+
+PATIENT = "14082"
+app = typer.Typer()
+app.command("scan")(scan)
+app.command("noop")(lambda: None)
+
+
+@pytest.fixture(autouse=True)
+def _cap_restored(monkeypatch):
+    monkeypatch.setenv("EDGECNN_DEVICE_PROFILE", "/nonexistent/profile.json")
+    yield
+    set_max_pixels(DEFAULT_MAX_PIXELS)
+
+
+class _Res:
+    def __init__(self, r):
+        self.returncode, self.stdout, self.stderr = r.exit_code, r.stdout, r.output
+        assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+
+
+def _scan(*args):
+    return _Res(CliRunner().invoke(app, ["scan", *map(str, args), "--threads", "1"]))
+
+
+def test_folder_of_slides(tmp_path, patient_mosaic):
+    pixels = patient_mosaic(PATIENT).image
+    folder = tmp_path / "slides"
+    write_pyramid(pixels, folder / "a.tif", mpp=4.0)
+    write_pyramid(pixels, folder / "nompp.tif")
+    (folder / "broken.svs").write_bytes(b"II*\0" + b"\0" * 64)
+    png = tmp_path / "field.png"
+    Image.fromarray(pixels).save(png)
+    out = tmp_path / "out"
+    p = _scan(folder, png, "--out", out, "--json", tmp_path / "r.json", "--max-pixels", pixels.size // 3 - 1)
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stdout + p.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    by = {os.path.basename(r["slide"]): r for r in doc["slides"]}
+    assert set(by) == {"a.tif", "nompp.tif", "broken.svs"}
+    assert "--mpp" in by["nompp.tif"]["error"] and "broken.svs" in by["broken.svs"]["error"]
+    a = by["a.tif"]
+    assert a["tissue_tiles"] > 100 and 0 <= a["idc_share"] <= 1
+    assert all(os.path.isfile(f) for f in a["outputs"].values())
+    (img,) = doc["images"]
+    assert "above the cap" in img["error"] and "--max-pixels" in img["error"]
+
+
+def test_mpp_override_and_level_error(tmp_path, patient_mosaic):
+    pixels = patient_mosaic(PATIENT).image
+    slide = write_pyramid(pixels, tmp_path / "s.tif", levels=2)
+    p = _scan(slide, "--mpp", "4", "--level", "3", "--out", tmp_path / "o", "--json", "-", "-q")
+    assert p.returncode == 1 and "no level 3" in p.stdout
+    p = _scan(slide, "--mpp", "2", "--out", tmp_path / "o", "--json", "-", "-q")
+    assert p.returncode == 0, p.stderr
+    (s,) = json.loads(p.stdout)["slides"]
+    assert s["reader"]["level"] == 1 and s["cols"] == pixels.shape[1] // 2 // 50
