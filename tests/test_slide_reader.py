@@ -87,3 +87,11 @@ def test_truncated_and_non_slide(tmp_path, pixels):
     fake.write_text("not a slide")
     with pytest.raises(SlideError, match=r"notes\.svs: not a slide OpenSlide can read"):
         open_slide(fake)
+
+
+def test_wide_slide_read_in_column_chunks(tmp_path, pixels, monkeypatch):
+    import edgecnn.scan.slide as slide
+
+    monkeypatch.setattr(slide, "CHUNK_PX", 300)   # 2800 px wide → 10 chunks of 250 px (tile-aligned)
+    r = open_slide(write_pyramid(pixels, tmp_path / "wide.tif", mpp=4.0))
+    assert np.array_equal(_bands(r, 200), pixels)

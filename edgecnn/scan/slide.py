@@ -31,6 +31,7 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image
 
+from edgecnn import PATCH_SIZE
 from edgecnn.scan.image import as_rgb8
 from edgecnn.scan.sources import Frame, FrameSource, SourceError
 
@@ -124,7 +125,8 @@ class OpenSlideReader:
         return rgb
 
     def bands(self, band_h: int, start_y: int = 0) -> Iterator[tuple[int, np.ndarray]]:
-        step = max(1, int(CHUNK_PX * self.level_ds / self.factor) // band_h * band_h) if band_h else CHUNK_PX
+        # Column chunks end on the model's tile grid, so no tile straddles two resampled chunks.
+        step = max(PATCH_SIZE, int(CHUNK_PX * self.level_ds / self.factor) // PATCH_SIZE * PATCH_SIZE)
         for y in range(start_y, self.height, band_h):
             h = min(band_h, self.height - y)
             chunks = [self._read(x, y, min(step, self.width - x), h) for x in range(0, self.width, step)]
