@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import typer
@@ -71,3 +72,37 @@ def test_mpp_override_and_level_error(tmp_path, patient_mosaic):
     assert p.returncode == 0, p.stderr
     (s,) = json.loads(p.stdout)["slides"]
     assert s["reader"]["level"] == 1 and s["cols"] == pixels.shape[1] // 2 // 50
+
+
+def test_sigkilled_scan_resumes(tmp_path, patient_mosaic):
+    """A real kill (SIGKILL, no cleanup) mid-slide, then --resume: the same result as one clean run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    pixels = np.tile(patient_mosaic(PATIENT).image, (3, 2, 1))     # 5600×7050: 18 bands
+    slide = write_pyramid(pixels, tmp_path / "long.tif", mpp=4.0)
+    out = tmp_path / "o"
+    ck = out / "long.checkpoint.npz"
+    cmd = [str(Path(sys.executable).with_name("edgecnn")), "scan", str(slide), "--out", str(out), "-t", "1", "-q",
+           "--checkpoint-every", "0", "--json", str(tmp_path / "killed.json")]
+    env = dict(os.environ, EDGECNN_DEVICE_PROFILE="/nonexistent/profile.json")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not ck.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and ck.exists(), "the scan ended before it could be killed"
+    assert not (tmp_path / "killed.json").exists()
+    p = _scan(slide, "--out", out, "--resume", "--json", "-", "-q")
+    assert p.returncode == 0, p.stdout
+    (resumed,) = json.loads(p.stdout)["slides"]
+    assert resumed["resumed_from_y"] > 0 and not ck.exists()
+    p = _scan(slide, "--out", tmp_path / "clean", "--json", "-", "-q")
+    (clean,) = json.loads(p.stdout)["slides"]
+    for key in ("tiles", "tissue_tiles", "positive_tiles", "idc_share", "tissue_area_mm2", "idc_area_mm2"):
+        assert resumed[key] == clean[key], key

@@ -80,6 +80,8 @@ def scan(
                                                  "closest to the model's scale).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Slides: continue a killed scan from its checkpoint "
                                          "(<out>/<slide>.checkpoint.npz).")] = False,
+    checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Slides: seconds between checkpoints "
+                                                    "of the tile results (what --resume continues from).")] = 5.0,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -107,7 +109,7 @@ def scan(
                           f"{', device profile ' + d['profile'] if d['profile'] else ''})  tile {d['tile_size']}px  "
                           f"threshold {d['threshold']:.3f}", highlight=False)
     if slides:
-        _run_slides(run, slides, mpp, level, resume)
+        _run_slides(run, slides, mpp, level, resume, checkpoint_every)
         if not (inputs or camera is not None or watch_dir is not None):
             return _report_slides(run)
     sources = _open_sources(inputs, camera, watch_dir, policy, timeout, skip_existing, settle)
@@ -133,12 +135,12 @@ def _slide_inputs(inputs, max_pixels):
         fail(str(e))
 
 
-def _run_slides(run: Run, slides, mpp, level, resume) -> None:
+def _run_slides(run: Run, slides, mpp, level, resume, checkpoint_every) -> None:
     from edgecnn.scan.slidecli import scan_one
 
     for path in slides:
         rec = scan_one(path, run.scanner, run.out, mpp=mpp, level=level, rescale=run.scanner.rescale,
-                       resume=resume, console=None if run.quiet else run.console)
+                       resume=resume, checkpoint_s=checkpoint_every, console=None if run.quiet else run.console)
         if "error" in rec:
             run.console.print(f"[red]error[/red] {escape(rec['error'])}", highlight=False)
         run.slides.append(rec)

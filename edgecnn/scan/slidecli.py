@@ -58,7 +58,8 @@ def _progress(console: Console):
                     TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True)
 
 
-def scan_one(path: Path, scanner, out: Path, *, mpp, level, rescale, resume, console: Console | None) -> dict[str, Any]:
+def scan_one(path: Path, scanner, out: Path, *, mpp, level, rescale, resume, console: Console | None,
+             checkpoint_s: float = 5.0) -> dict[str, Any]:
     """One slide → its summary, or {"slide", "error"} for a slide that cannot be read."""
     from edgecnn.scan.checkpoint import CheckpointError
     from edgecnn.scan.image import ImageError
@@ -69,7 +70,7 @@ def scan_one(path: Path, scanner, out: Path, *, mpp, level, rescale, resume, con
         reader = open_slide(path, mpp=mpp, level=level, rescale=rescale)
         try:
             if console is None:
-                return scan_slide(reader, scanner, out, resume=resume)
+                return scan_slide(reader, scanner, out, resume=resume, checkpoint_s=checkpoint_s)
             with _progress(console) as bar:
                 task = bar.add_task(escape(path.name), total=None, rate="")
 
@@ -78,7 +79,7 @@ def scan_one(path: Path, scanner, out: Path, *, mpp, level, rescale, resume, con
                     bar.update(task, completed=done, total=total,
                                rate=f"{done / elapsed:,.0f} grid tiles/s" if elapsed > 0 else "")
 
-                return scan_slide(reader, scanner, out, resume=resume, progress=tick)
+                return scan_slide(reader, scanner, out, resume=resume, progress=tick, checkpoint_s=checkpoint_s)
         finally:
             reader.close()
     except (SlideError, CheckpointError, ImageError, ValueError, OSError) as e:
