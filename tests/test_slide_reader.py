@@ -100,6 +100,6 @@ def test_wide_slide_read_in_column_chunks(tmp_path, pixels, monkeypatch):
 def test_40x_slide_reads_the_16x_level(tmp_path, pixels):
     """A 40× scan (0.25 µm/px) is read at its 16:1 level: the dataset's own downsampling."""
     r = open_slide(write_pyramid(pixels, tmp_path / "x40.tif", mpp=0.25))
-    assert r.level_ds == 16 and r.factor == 16
+    assert r.level == 4 and r.level_ds == pytest.approx(16, rel=0.01) and r.factor == 16
     assert (r.width, r.height) == (pixels.shape[1] // 16, pixels.shape[0] // 16)
     assert _bands(r, 50).shape == (r.height, r.width, 3)

@@ -106,7 +106,8 @@ class OpenSlideReader:
                                  f"(downsamples {', '.join(f'{d:g}' for d in self.slide.level_downsamples)}). "
                                  "Pass one of those to --level, or leave --level out")
             return level
-        ok = [i for i, d in enumerate(self.slide.level_downsamples) if d <= self.factor * 1.001]
+        # Level sizes are rounded, so a "16×" level reports 16.05 or so: allow 3% before passing it over.
+        ok = [i for i, d in enumerate(self.slide.level_downsamples) if d <= self.factor * 1.03]
         return max(ok, key=lambda i: self.slide.level_downsamples[i]) if ok else 0
 
     def _read(self, x: int, y: int, w: int, h: int) -> np.ndarray:
