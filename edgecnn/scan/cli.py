@@ -151,6 +151,11 @@ def _report_slides(run: Run) -> None:
 
     if run.json_out != "-":
         run.console.print(slide_table(run.slides))
+        for r in run.slides:
+            if "outputs" in r:
+                o = r["outputs"]
+                run.console.print(f"{escape(Path(r['slide']).name)}: {o['overlay']}, {o['heat']}, {o['geojson']} "
+                                  "(QuPath: File > Import objects)", highlight=False)
     emit_json({"scanner": run.scanner.describe(), "slides": run.slides}, run.json_out)
     if any("error" in r for r in run.slides):
         raise typer.Exit(1)

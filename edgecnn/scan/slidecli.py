@@ -89,7 +89,7 @@ def scan_one(path: Path, scanner, out: Path, *, mpp, level, rescale, resume, con
 def slide_table(records: list[dict[str, Any]]) -> Table:
     t = Table(title="slides (areas: tissue pixels at the model's 4 µm/px)")
     for col in ("slide", "tiles", "tissue tiles", "tissue mm²", "IDC mm²", "IDC share", "s", "tiles/s"):
-        t.add_column(col, justify="left" if col == "slide" else "right")
+        t.add_column(col, justify="left" if col == "slide" else "right", no_wrap=col == "slide")
     for r in records:
         name = escape(Path(r["slide"]).name)
         if "error" in r:
