@@ -221,7 +221,9 @@ def test_bare_keras_file_uses_its_sidecar_threshold(tiny_run, idc_data, tmp_path
     assert r.exit_code == 0, r.output
     js = json.loads(r.stdout[r.stdout.index("{"):])
     assert js["threshold"] == pytest.approx(tiny_run.model_info()["threshold"])
-    assert js["model"]["threshold_from"].endswith("model.json") and "warning" not in r.output
+    # The one test patient was not trained on, so no warning of either kind ("warnings" is a JSON key).
+    assert js["model"]["threshold_from"].endswith("model.json") and "warning:" not in r.output
+    assert js["warnings"] == []
 
     bare = tmp_path / "bare" / "basic_cnn-fp32.keras"
     bare.parent.mkdir()
@@ -229,4 +231,20 @@ def test_bare_keras_file_uses_its_sidecar_threshold(tiny_run, idc_data, tmp_path
     r = CliRunner().invoke(app, ["evaluate", str(bare), "--data", str(one), "--json", "-"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout[r.stdout.index("{"):])["threshold"] == 0.5
-    assert "warning" in r.stderr and "basic_cnn-fp32.json" in r.stderr
+    assert "warning:" in r.stderr and "basic_cnn-fp32.json" in r.stderr
+
+
+def test_evaluate_split_and_trained_patient_warning(tiny_run, idc_data, tmp_path):
+    """Data holding a training patient is scored with a warning that names --split; with --split
+    only the chosen part's patients are scored and nothing is said."""
+    from edgecnn.train.evaluate import evaluate
+
+    sp = tiny_run.split()
+    both = _patients_folder(idc_data, [sp.train[0], sp.test[0]], tmp_path / "both")
+    m = evaluate(tiny_run.path, str(both))
+    assert m["n_patients"] == 2 and len(m["warnings"]) == 1
+    assert "training patients" in m["warnings"][0] and "--split" in m["warnings"][0]
+    t = evaluate(tiny_run.path, str(both), split=tiny_run.path)
+    assert t["n_patients"] == 1 and t["warnings"] == [] and t["split"]["part"] == "test"
+    with pytest.raises(ValueError, match="none of its"):
+        evaluate(tiny_run.path, str(_patients_folder(idc_data, [sp.train[1]], tmp_path / "tr")), split=tiny_run.path)
