@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -94,11 +95,17 @@ def test_kaggle_credentials(tmp_path, monkeypatch):
     assert source_mod.kaggle_credentials()
 
 
-def test_kaggle_download_without_kagglehub_falls_back():
-    try:
-        import kagglehub  # noqa: F401
-    except ImportError:
-        path, reason = source_mod._kaggle_download()
-        assert path is None and "kagglehub" in reason
-    else:
-        pytest.skip("kagglehub is installed here")
+def test_kaggle_download_without_kagglehub_falls_back(monkeypatch):
+    # A None entry in sys.modules makes `import kagglehub` raise ImportError, as on a device install.
+    monkeypatch.setitem(sys.modules, "kagglehub", None)
+    path, reason = source_mod._kaggle_download()
+    assert path is None and "pip install 'edgecnn[kaggle]'" in reason
+
+
+def test_kaggle_download_without_credentials_falls_back(monkeypatch, tmp_path):
+    pytest.importorskip("kagglehub")
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "none"))
+    path, reason = source_mod._kaggle_download()
+    assert path is None and "no Kaggle credentials" in reason
