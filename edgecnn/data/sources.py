@@ -55,15 +55,15 @@ def merge_patchsets(sets: Sequence[Any]) -> Any:
     keep, dupes = _first_of_each_patch(sets, rows)
     si = np.array([rows[k][0] for k in keep], dtype=np.int64)
     ii = np.array([rows[k][1] for k in keep], dtype=np.int64)
-    col = lambda name: np.concatenate([getattr(s, name)[ii[si == j]] for j, s in enumerate(sets)])  # noqa: E731
-    labels, patients, xs, ys = col("labels"), col("patients").astype(str), col("xs"), col("ys")
-    files = np.concatenate([np.array([str(Path(sources[j]) / f) for f in s.files[ii[si == j]]], dtype=str)
-                            for j, s in enumerate(sets)])
-    images = np.concatenate([np.asarray(s.images[ii[si == j]]) for j, s in enumerate(sets)])
-    order = np.lexsort((xs, ys, labels, patients))
-    report = _merged_report(sets, sources, labels[order], patients[order], dupes)
-    return PatchSet(images=images[order], labels=labels[order], patients=patients[order], xs=xs[order],
-                    ys=ys[order], files=files[order], report=report)
+    parts = [s.take(ii[si == j]) for j, s in enumerate(sets)]
+    cat = {name: np.concatenate([getattr(p, name) for p in parts]) for name in ("labels", "xs", "ys")}
+    patients = np.concatenate([p.patients.astype(str) for p in parts])
+    files = np.concatenate([np.array([str(Path(src) / f) for f in p.files], dtype=str) for src, p in zip(sources, parts)])
+    order = np.lexsort((cat["xs"], cat["ys"], cat["labels"], patients))
+    images = np.concatenate([p.images for p in parts])[order]
+    report = _merged_report(sets, sources, cat["labels"][order], patients[order], dupes)
+    return PatchSet(images=images, labels=cat["labels"][order], patients=patients[order], xs=cat["xs"][order],
+                    ys=cat["ys"][order], files=files[order], report=report)
 
 
 def _first_of_each_patch(sets, rows) -> tuple[list[int], list[dict]]:
