@@ -86,6 +86,14 @@ def test_distilled_tiny_run(tiny_run, idc_data, tmp_path):
     direct, _, _ = predict_target(str(tiny_run.path), np.asarray(tr.images))
     np.testing.assert_allclose(cached, direct, atol=1e-5)
     assert json.loads(run.config_path.read_text())["teachers"] == [str(tiny_run.path)]
+    report = json.loads((run.path / "teachers.json").read_text())
+    va = load_patches(str(idc_data)).select(split.val)
+    assert report["n_val_patches"] == len(va)
+    from edgecnn.metrics import roc_auc
+
+    p_val, _, _ = predict_target(str(tiny_run.path), np.asarray(va.images))
+    assert report["teachers"][0]["val_roc_auc"] == pytest.approx(roc_auc(va.labels, p_val), abs=1e-6)
+    assert report["mean"]["val_roc_auc"] == pytest.approx(report["teachers"][0]["val_roc_auc"])
     resumed = train(TrainConfig(out=str(run.path)), resume=True, progress=False, epochs=2)
     hist = json.loads(resumed.history_path.read_text())
     assert [h["epoch"] for h in hist] == [1, 2]

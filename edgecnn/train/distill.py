@@ -3,6 +3,9 @@ on the training patches become the student's soft targets (the mean when there a
 
 The probabilities are computed once per run and kept in ``<run>/teacher_probs.npz`` (keyed by
 the teachers and the training patches), so a resumed run does not run the teachers again.
+Before training, the teachers are also scored on the run's validation patients
+(``<run>/teachers.json``): a teacher that does not beat the student's own recipe there has
+nothing to teach, and that is cheaper to see before a long run than after it.
 """
 
 from __future__ import annotations
@@ -77,6 +80,33 @@ def teacher_probs(specs: Sequence[str], images: np.ndarray, cache: Path, console
         with open(tmp, "wb") as fh:
             np.savez(fh, key=np.array(key), probs=probs)
     return probs
+
+
+def teacher_report(specs: Sequence[str], images: np.ndarray, labels: np.ndarray, out: Path,
+                   console=None) -> dict[str, Any]:
+    """Validation balanced accuracy (at each one's best threshold) and ROC AUC of every teacher
+    and of their mean, the soft target; written to ``out`` once and read back on resume."""
+    from edgecnn.fsutil import read_json, write_json
+    from edgecnn.metrics import best_threshold, roc_auc
+    from edgecnn.train.evaluate import predict_target
+
+    if out.exists():
+        return read_json(out)
+
+    def score(p: np.ndarray) -> dict[str, float]:
+        thr, bac = best_threshold(labels, p)
+        return {"val_balanced_accuracy": bac, "val_roc_auc": roc_auc(labels, p), "threshold": thr}
+
+    probs = [predict_target(spec, images)[0] for spec in specs]
+    report = {"n_val_patches": int(len(labels)),
+              "teachers": [{"teacher": str(spec), **score(p)} for spec, p in zip(specs, probs)],
+              "mean": score(np.mean(probs, axis=0))}
+    write_json(out, report)
+    if console is not None:
+        for row in report["teachers"] + ([{"teacher": "mean of the teachers", **report["mean"]}] if len(specs) > 1 else []):
+            console.print(f"teacher {row['teacher']}: validation balanced accuracy {row['val_balanced_accuracy']:.4f}, "
+                          f"ROC AUC {row['val_roc_auc']:.4f}")
+    return report
 
 
 def _key(specs: Sequence[str], images: np.ndarray) -> str:

@@ -213,7 +213,7 @@ def _prepare_data(cfg: TrainConfig, run: RunFolder, resume: bool, progress: bool
     if len(tr) == 0 or len(va) == 0:
         raise RunError(f"the split left {len(tr)} training and {len(va)} validation patches; use more patients")
     if cfg.teachers:
-        from edgecnn.train.distill import check_teachers
+        from edgecnn.train.distill import check_teachers, teacher_report
 
         check_teachers(cfg.teachers, model_cfg["input_size"])
     if not resume:
@@ -223,6 +223,8 @@ def _prepare_data(cfg: TrainConfig, run: RunFolder, resume: bool, progress: bool
                             "device": device})
         write_json(run.config_path, config_json)
         split.save(run.split_path, patches)
+    if cfg.teachers:
+        teacher_report(cfg.teachers, va.images, va.labels, run.path / "teachers.json", console)
     train_idx, weights = _balance(cfg, tr.labels)
     steps = int(np.ceil(len(train_idx) / cfg.batch_size))
     if cfg.steps_per_epoch:
