@@ -1,5 +1,8 @@
-"""Write exported/release/MODEL_CARD.md (+ split.json, the float Keras reference) from a run and
-the manifests its export wrote. Usage: python scripts/model_card.py RUN OUT_DIR"""
+"""Write OUT_DIR/MODEL_CARD.md (+ split.json, and the float Keras reference unless --no-keras)
+from a run and the manifests its export wrote.
+
+Usage: python scripts/model_card.py RUN OUT_DIR [--no-keras]
+(--no-keras for VGG13: its float model is 130 MB, too big to commit; it stays in the run.)"""
 
 from __future__ import annotations
 
@@ -12,15 +15,20 @@ from edgecnn.manifest import read_manifest
 from edgecnn.train.run import RunFolder
 
 
-def main(run_dir: str, out_dir: str) -> None:
+NETWORKS = {
+    "basic_cnn": "the seed study's Basic CNN",
+    "vgg13": "VGG13 (Simonyan & Zisserman 2015; the seed study's second network) at the patches' native size",
+}
+
+
+def main(run_dir: str, out_dir: str, *flags: str) -> None:
     run, out = RunFolder(run_dir), Path(out_dir)
     shutil.copyfile(run.split_path, out / "split.json")
-    # The float model without optimizer state: the reference for the seed's `model.predict`.
-    with atomic_path(out / "basic_cnn-fp32.keras") as tmp:
-        run.load_model().save(tmp)
     cfg, info, test = run.config(), run.model_info(), read_json(run.metrics_path)
-    # Its threshold and input size, where `edgecnn evaluate` and `bench --keras-ref` look for them.
-    write_json(out / "basic_cnn-fp32.json", {**info, "source_run": str(run.path)})
+    name, model = info["model"], run.load_model()
+    keras_note = _write_keras_reference(run, out, name, info, model) if "--no-keras" not in flags else (
+        f"The float Keras model ({model.count_params() * 4 / 1e6:.0f} MB of weights) is not shipped; "
+        f"`{_rebuild_command(name)}` rebuilds it in the run folder.")
     qat = read_json(run.qat_dir / "metrics.json") if (run.qat_dir / "metrics.json").exists() else {}
     split = read_json(run.split_path)
     ci = test.get("balanced_accuracy_ci95")
@@ -35,11 +43,12 @@ def main(run_dir: str, out_dir: str) -> None:
             rows.append(f"| `{m['file']}` | {m['format']} {m['precision']} | {m['size_bytes'] / 1e6:.2f} MB | "
                         f"{t['balanced_accuracy']:.4f} | {t['roc_auc']:.4f} | {a['agreement']:.4f} | {m['threshold']:.3f} |")
     c = split["counts"]
-    text = f"""# Model card: edgecnn release `basic_cnn`
+    size = info["input_size"]
+    text = f"""# Model card: edgecnn release `{name}`
 
 **Research use only — not a medical device; do not use for diagnosis.**
 
-- Network: the seed study's Basic CNN (665,890 parameters), Conv → BN → ReLU order, 50×50×3 input
+- Network: {NETWORKS.get(name, name)} ({model.count_params():,} parameters), Conv → BN → ReLU order, {size}×{size}×3 input
   (RGB pixels / 255), softmax over (no_idc, idc). IDC is called when p(idc) ≥ the threshold.
 - Data: Kaggle "Breast Histopathology Images" (CC0; Janowczyk & Madabhushi 2016), the
   {sum(v['patches'] for v in c.values()):,}-patch subset of {sum(v['patients'] for v in c.values())} patients in the project's shared data.
@@ -59,19 +68,32 @@ def main(run_dir: str, out_dir: str) -> None:
 |---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-`basic_cnn-fp32.keras` is the float Keras model, kept as the reference for benchmarks;
-`basic_cnn-fp32.json` beside it holds its threshold, which `edgecnn evaluate` applies.
+{keras_note}
 
 ## Limits
 
 One public dataset from one institution; other stains, scanners and magnifications are untested.
 Inputs must be at the dataset's scale (50 px ≈ 50×50 patch of a 40× slide downsampled 16×).
-Patch-level labels come from coarse annotations and are noisy. Rebuild with `make release`
-(see docs/release.md).
+Patch-level labels come from coarse annotations and are noisy. Rebuild with
+`{_rebuild_command(name)}` (see docs/release.md).
 """
     write_bytes(out / "MODEL_CARD.md", text.encode())
     print(f"wrote {out / 'MODEL_CARD.md'}")
 
 
+def _write_keras_reference(run: RunFolder, out: Path, name: str, info: dict, model) -> str:
+    # The float model without optimizer state: the reference for the seed's `model.predict`.
+    with atomic_path(out / f"{name}-fp32.keras") as tmp:
+        model.save(tmp)
+    # Its threshold and input size, where `edgecnn evaluate` and `bench --keras-ref` look for them.
+    write_json(out / f"{name}-fp32.json", {**info, "source_run": str(run.path)})
+    return (f"`{name}-fp32.keras` is the float Keras model, kept as the reference for benchmarks;\n"
+            f"`{name}-fp32.json` beside it holds its threshold, which `edgecnn evaluate` applies.")
+
+
+def _rebuild_command(name: str) -> str:
+    return "make release" if name == "basic_cnn" else f"MODEL={name} make release"
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:])
