@@ -54,7 +54,7 @@ def main(run_dir: str, out_dir: str, *flags: str) -> None:
   {sum(v['patches'] for v in c.values()):,}-patch subset of {sum(v['patients'] for v in c.values())} patients in the project's shared data.
 - Split by patient (seed {split.get('seed')}, stratified by IDC share): train {c['train']['patients']} patients /
   {c['train']['patches']:,} patches, validation {c['val']['patients']} / {c['val']['patches']:,}, test {c['test']['patients']} / {c['test']['patches']:,}. Patient ids in `split.json`.
-- Training: {cfg['epochs']} epochs max, early stopping on validation balanced accuracy (best epoch {info['epoch']}),
+- Training: {cfg['epochs']} epochs max{_budget_note(cfg)}, early stopping on validation balanced accuracy (best epoch {info['epoch']}),
   batch {cfg['batch_size']}, Adam {cfg['lr']} ({cfg.get('lr_schedule', 'plateau')} schedule), class-weighted loss,
   dihedral flips/rotations, colour jitter ×{cfg.get('color_jitter', 1.0)}, H&E stain jitter {cfg.get('stain_jitter', 0.0)},
   {test.get('train_seconds', 0) / 60:.0f} min on 2 CPU cores. Threshold {info['threshold']:.3f} chosen on validation patients.
@@ -89,6 +89,11 @@ def _write_keras_reference(run: RunFolder, out: Path, name: str, info: dict, mod
     write_json(out / f"{name}-fp32.json", {**info, "source_run": str(run.path)})
     return (f"`{name}-fp32.keras` is the float Keras model, kept as the reference for benchmarks;\n"
             f"`{name}-fp32.json` beside it holds its threshold, which `edgecnn evaluate` applies.")
+
+
+def _budget_note(cfg: dict) -> str:
+    return "".join(f" (budget {c['from']} → {c['to']} on resume after epoch {c['after_epoch']})"
+                   for c in cfg.get("epoch_budget_changes", []))
 
 
 def _rebuild_command(name: str) -> str:

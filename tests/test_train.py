@@ -86,6 +86,9 @@ def test_resume_after_kill(idc_data, tmp_path):
     assert [h["epoch"] for h in hist] == list(range(1, done + 2))
     assert read_json(state)["epoch"] == done + 1
     assert run.model_path.exists()
+    cfg = read_json(run.config_path)   # the budget the run really had, and when it changed
+    assert cfg["epochs"] == done + 1
+    assert cfg["epoch_budget_changes"] == [{"after_epoch": done, "from": 30, "to": done + 1}]
 
 
 def test_refuses_to_overwrite_and_nothing_to_resume(tiny_run, tmp_path):

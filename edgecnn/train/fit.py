@@ -188,13 +188,21 @@ def _resolve_config(cfg: TrainConfig, run: RunFolder, resume: bool, epochs: int 
         saved = run.config()
         saved_cfg = {k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}}
         # Only the epoch budget may change on resume; everything else must match the first start.
-        if epochs:
+        if epochs and epochs != saved_cfg["epochs"]:
+            _record_budget_change(run, saved, epochs, read_json(state_path)["epoch"])
             saved_cfg["epochs"] = epochs
         cfg = TrainConfig(**saved_cfg)
     elif run.config_path.exists() and (run.model_path.exists() or state_path.exists()):
         raise RunError(f"{run.path} already holds a run; use --resume to continue it or choose another --out")
     cfg.validate()
     return cfg
+
+
+def _record_budget_change(run: RunFolder, saved: dict, epochs: int, done: int) -> None:
+    # config.json is what the model card and a later resume read: it must hold the budget the
+    # run really had, and since the cosine curve depends on it, when that budget changed.
+    changes = saved.get("epoch_budget_changes", []) + [{"after_epoch": done, "from": saved["epochs"], "to": epochs}]
+    write_json(run.config_path, {**saved, "epochs": epochs, "epoch_budget_changes": changes})
 
 
 def _prepare_data(cfg: TrainConfig, run: RunFolder, resume: bool, progress: bool, model_cfg: dict,
