@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild a committed release model from scratch (docs/release.md):
-#   MODEL=basic_cnn (default) → exported/release/  (the speed model: every format)
-#   MODEL=vgg13               → exported/vgg13/    (the accuracy model: int8 TFLite only, 32 MB)
+#   MODEL=basic_cnn (default) → exported/release/  (the device model: every format)
+#   MODEL=vgg13               → exported/vgg13/    (the seed's second network: int8 TFLite only, 32.5 MB)
 # Needs the real data: EDGECNN_DATA=/path/to/idc:/path/to/idc-more (Kaggle layout; several sources
 # separated by ':' are read as one). Basic CNN ~1 h on 2 CPU cores, VGG13 ~2 h. Both use the
 # committed patient split (exported/release/split.json), so every release is scored on the same
@@ -19,7 +19,7 @@ case "$MODEL" in
     TRAIN=(--epochs 24 --lr-schedule cosine --stain-jitter 0.05 --patience 12)
     QAT=(); CARD=() ;;
   vgg13)
-    # 6 epochs at ~15 min: the budget of 2 CPU cores. The float model (130 MB) stays in the run.
+    # 6 epochs at 8-20 min each: the budget of 2 CPU cores. The float model (130 MB) stays in the run.
     RUN=${RUN:-runs/release-vgg13}; OUT=${OUT:-exported/vgg13}
     TRAIN=(--input-size 50 --epochs 6 --lr 1e-4 --lr-schedule cosine --stain-jitter 0.05 --patience 10)
     QAT=(--epochs 1); CARD=(--no-keras) ;;
