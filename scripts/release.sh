@@ -19,7 +19,7 @@ case "$MODEL" in
     TRAIN=(--epochs 24 --lr-schedule cosine --stain-jitter 0.05 --patience 12)
     QAT=(); CARD=() ;;
   vgg13)
-    # 6 epochs at 8-20 min each: the budget of 2 CPU cores. The float model (130 MB) stays in the run.
+    # 6 epochs at 8-14 min each (alone): the budget of 2 CPU cores. The float model (130 MB) stays in the run.
     RUN=${RUN:-runs/release-vgg13}; OUT=${OUT:-exported/vgg13}
     TRAIN=(--input-size 50 --epochs 6 --lr 1e-4 --lr-schedule cosine --stain-jitter 0.05 --patience 10)
     QAT=(--epochs 1); CARD=(--no-keras) ;;
