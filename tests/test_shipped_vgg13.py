@@ -1,5 +1,7 @@
-"""The committed VGG13 (exported/vgg13): a pure int8 graph at 50 px that loads with its checked
-sha256, and on the real test patients passes the bench gate against its own recorded score."""
+"""The VGG13 release (exported/vgg13): a pure int8 graph at 50 px that loads with its checked
+sha256, and on the real test patients passes the bench gate against its own recorded score.
+Only its manifest is in git (the 32.5 MB file is not); these run where `MODEL=vgg13 make
+release` has written the model."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from edgecnn.manifest import read_manifest
 SHIPPED = Path(__file__).resolve().parents[1] / "exported" / "vgg13"
 ARTIFACT = SHIPPED / "vgg13-int8-qat.tflite"
 
-pytestmark = pytest.mark.skipif(not ARTIFACT.exists(), reason=f"no VGG13 shipped in {SHIPPED}")
+pytestmark = pytest.mark.skipif(not ARTIFACT.exists(), reason=f"no {ARTIFACT.name} in {SHIPPED} (kept out of git): `MODEL=vgg13 make release` builds it")
 
 
 def test_vgg13_artifact_is_pure_int8_at_50_px():
@@ -24,7 +26,6 @@ def test_vgg13_artifact_is_pure_int8_at_50_px():
     assert m["model"] == "vgg13" and m["precision"] == "int8-qat"
     assert m["integer_only"] and m["float_ops"] == []
     assert list(m["input"]["shape"])[1:] == [50, 50, 3]
-    # The issue's bound for committing it; past 40 MB the command ships instead.
     assert 20e6 < m["size_bytes"] == ARTIFACT.stat().st_size < 40e6
     assert m["source"]["split"]["file"] == "split.json" and (SHIPPED / "split.json").exists()
 
