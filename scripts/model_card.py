@@ -101,4 +101,8 @@ def _rebuild_command(name: str) -> str:
 
 
 if __name__ == "__main__":
+    # The same filter as the CLI: TensorFlow's native import lines would bury this script's output.
+    from edgecnn import logfilter
+
+    logfilter.install()
     main(*sys.argv[1:])
