@@ -56,9 +56,9 @@ def main(run_dir: str, out_dir: str, *flags: str) -> None:
   {c['train']['patches']:,} patches, validation {c['val']['patients']} / {c['val']['patches']:,}, test {c['test']['patients']} / {c['test']['patches']:,}. Patient ids in `split.json`.
 - Training: {cfg['epochs']} epochs max{_budget_note(cfg)}, early stopping on validation balanced accuracy (best epoch {info['epoch']}),
   batch {cfg['batch_size']}, Adam {cfg['lr']} ({cfg.get('lr_schedule', 'plateau')} schedule), class-weighted loss,
-  dihedral flips/rotations, colour jitter ×{cfg.get('color_jitter', 1.0)}, H&E stain jitter {cfg.get('stain_jitter', 0.0)},
+  dihedral flips/rotations, colour jitter ×{cfg.get('color_jitter', 1.0)}, H&E stain jitter {cfg.get('stain_jitter', 0.0)}{_ema_note(cfg)},
   {test.get('train_seconds', 0) / 60:.0f} min on 2 CPU cores. Threshold {info['threshold']:.3f} chosen on validation patients.
-- Float model on the test patients: balanced accuracy {test['balanced_accuracy']:.4f}{ci_text}, accuracy {test['accuracy']:.4f},
+{_distill_note(run, cfg)}- Float model on the test patients: balanced accuracy {test['balanced_accuracy']:.4f}{ci_text}, accuracy {test['accuracy']:.4f},
   IDC F1 {test['f1']:.4f}, ROC AUC {test['roc_auc']:.4f}.
 - QAT: validation balanced accuracy float {qat.get('val_bac_float', float('nan')):.4f} → QAT {qat.get('val_bac_qat', float('nan')):.4f}.
 
@@ -89,6 +89,30 @@ def _write_keras_reference(run: RunFolder, out: Path, name: str, info: dict, mod
     write_json(out / f"{name}-fp32.json", {**info, "source_run": str(run.path)})
     return (f"`{name}-fp32.keras` is the float Keras model, kept as the reference for benchmarks;\n"
             f"`{name}-fp32.json` beside it holds its threshold, which `edgecnn evaluate` applies.")
+
+
+def _distill_note(run: RunFolder, cfg: dict) -> str:
+    if not cfg.get("teachers"):
+        return ""
+    # Teacher runs by folder name only: their absolute paths belong to the machine that trained them.
+    names = ", ".join(f"`{Path(t).name}`{_seed_of(Path(t))}" for t in cfg["teachers"])
+    report = run.path / "teachers.json"
+    mean = read_json(report)["mean"] if report.exists() else None
+    scored = (f"; the teachers' mean scores validation {mean['val_balanced_accuracy']:.4f}, "
+              f"AUC {mean['val_roc_auc']:.4f} (`teachers.json` in the run)" if mean else "")
+    n = len(cfg["teachers"])
+    whom = f"the mean of {n} teachers" if n > 1 else "1 teacher"
+    return (f"- Distilled from {whom} ({names}), "
+            f"weight {cfg['kd_alpha']} on their probabilities at temperature {cfg['kd_temperature']}{scored}.\n")
+
+
+def _seed_of(teacher: Path) -> str:
+    cfg = teacher / "config.json"
+    return f" (seed {read_json(cfg)['seed']})" if cfg.exists() else ""
+
+
+def _ema_note(cfg: dict) -> str:
+    return f", scored as the moving average of its weights (decay {cfg['ema']})" if cfg.get("ema") else ""
 
 
 def _budget_note(cfg: dict) -> str:

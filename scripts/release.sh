@@ -17,17 +17,26 @@ case "$MODEL" in
   basic_cnn)
     RUN=${RUN:-runs/release-basic}; OUT=${OUT:-exported/release}
     TRAIN=(--epochs 24 --lr-schedule cosine --stain-jitter 0.05 --patience 12)
+    # The release is distilled from four seeds of the same recipe (docs/release.md): ~50 min each.
+    TEACHER_SEEDS=${TEACHER_SEEDS:-0 1 2 3}
+    KD=(--kd-alpha 0.5 --kd-temperature 2)
     QAT=(); CARD=() ;;
   vgg13)
     # 6 epochs at 8-14 min each (alone): the budget of 2 CPU cores. The float model (130 MB) stays in the run.
     RUN=${RUN:-runs/release-vgg13}; OUT=${OUT:-exported/vgg13}
     TRAIN=(--input-size 50 --epochs 6 --lr 1e-4 --lr-schedule cosine --stain-jitter 0.05 --patience 10)
-    QAT=(--epochs 1); CARD=(--no-keras) ;;
+    TEACHER_SEEDS=""; KD=(); QAT=(--epochs 1); CARD=(--no-keras) ;;
   *) echo "MODEL must be basic_cnn or vgg13, got '$MODEL'" >&2; exit 2 ;;
 esac
 
+TEACHERS=()
+for seed in ${TEACHER_SEEDS:-}; do
+  T="runs/release-teacher-$seed"; TEACHERS+=(--teacher "$T")
+  [ -f "$T/model.keras" ] || $EDGECNN train --model "$MODEL" --data "$EDGECNN_DATA" --out "$T" \
+    --split "$SPLIT" "${TRAIN[@]}" --seed "$seed" --json "$T.train.json"
+done
 [ -f "$RUN/model.keras" ] || $EDGECNN train --model "$MODEL" --data "$EDGECNN_DATA" --out "$RUN" \
-  --split "$SPLIT" "${TRAIN[@]}" --seed 0 --json "$RUN.train.json"
+  --split "$SPLIT" "${TRAIN[@]}" "${TEACHERS[@]}" "${KD[@]}" --seed 0 --json "$RUN.train.json"
 [ -f "$RUN/qat/model.keras" ] || $EDGECNN quantize "$RUN" "${QAT[@]}" --json "$RUN.qat.json"
 $EDGECNN export "$RUN" --format tflite --precision int8-qat --out "$OUT" --force
 if [ "$MODEL" = basic_cnn ]; then

@@ -98,3 +98,21 @@ def test_distilled_tiny_run(tiny_run, idc_data, tmp_path):
     hist = json.loads(resumed.history_path.read_text())
     assert [h["epoch"] for h in hist] == [1, 2]
     assert all(np.isfinite(h["loss"]) and 0 <= h["accuracy"] <= 1 for h in hist)
+    _check_model_card(resumed, tiny_run, tmp_path / "card")
+
+
+def _check_model_card(student, teacher, out):
+    """The release card names the teachers by folder and seed, never by this machine's path."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("model_card", Path(__file__).parents[1] / "scripts/model_card.py")
+    card = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(card)
+    out.mkdir()
+    card.main(str(student.path), str(out), "--no-keras")
+    text = (out / "MODEL_CARD.md").read_text()
+    seed = json.loads((teacher.path / "config.json").read_text())["seed"]
+    assert f"Distilled from 1 teacher (`{teacher.path.name}` (seed {seed}))" in text
+    assert "weight 0.7 on their probabilities at temperature 2.0" in text
+    assert str(teacher.path.parent) not in text
