@@ -98,12 +98,13 @@ def _distill_note(run: RunFolder, cfg: dict) -> str:
     names = ", ".join(f"`{Path(t).name}`{_seed_of(Path(t))}" for t in cfg["teachers"])
     report = run.path / "teachers.json"
     mean = read_json(report)["mean"] if report.exists() else None
-    scored = (f"; the teachers' mean scores validation {mean['val_balanced_accuracy']:.4f}, "
-              f"AUC {mean['val_roc_auc']:.4f} (`teachers.json` in the run)" if mean else "")
     n = len(cfg["teachers"])
     whom = f"the mean of {n} teachers" if n > 1 else "1 teacher"
+    their = "their" if n > 1 else "its"
+    scored = (f"; {'their mean' if n > 1 else 'it'} scores validation {mean['val_balanced_accuracy']:.4f}, "
+              f"AUC {mean['val_roc_auc']:.4f} (`teachers.json` in the run)" if mean else "")
     return (f"- Distilled from {whom} ({names}), "
-            f"weight {cfg['kd_alpha']} on their probabilities at temperature {cfg['kd_temperature']}{scored}.\n")
+            f"weight {cfg['kd_alpha']} on {their} probabilities at temperature {cfg['kd_temperature']}{scored}.\n")
 
 
 def _seed_of(teacher: Path) -> str:

@@ -114,5 +114,5 @@ def _check_model_card(student, teacher, out):
     text = (out / "MODEL_CARD.md").read_text()
     seed = json.loads((teacher.path / "config.json").read_text())["seed"]
     assert f"Distilled from 1 teacher (`{teacher.path.name}` (seed {seed}))" in text
-    assert "weight 0.7 on their probabilities at temperature 2.0" in text
+    assert "weight 0.7 on its probabilities at temperature 2.0; it scores validation" in text
     assert str(teacher.path.parent) not in text
