@@ -3,7 +3,7 @@
 #   MODEL=basic_cnn (default) → exported/release/  (the device model: every format)
 #   MODEL=vgg13               → exported/vgg13/    (the seed's second network: int8 TFLite only, 32.5 MB, kept out of git)
 # Needs the real data: EDGECNN_DATA=/path/to/idc:/path/to/idc-more (Kaggle layout; several sources
-# separated by ':' are read as one). Basic CNN ~1 h on 2 CPU cores, VGG13 ~2 h. Both use the
+# separated by ':' are read as one). Basic CNN ~4 h on 2 CPU cores (four teachers, then the student), VGG13 ~2 h. Both use the
 # committed patient split (exported/release/split.json), so every release is scored on the same
 # test patients.
 set -euo pipefail
