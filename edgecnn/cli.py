@@ -125,7 +125,7 @@ def train_cmd(
     kd_alpha: float = typer.Option(0.5, "--kd-alpha", help="With --teacher: weight of the teacher's soft targets in the loss (the labels get 1 - this)."),
     kd_temperature: float = typer.Option(2.0, "--kd-temperature", help="With --teacher: softening temperature of teacher and student distributions (Hinton et al.)."),
     stain_jitter: float = typer.Option(0.0, "--stain-jitter", help="H&E stain augmentation: scale and shift each image's haematoxylin/eosin densities (HED space) by up to this much; 0.05 light, 0.2 strong, 0 = off."),
-    mixed_precision: str = typer.Option("auto", help="auto (on when a GPU is found), on, off."),
+    mixed_precision: str = typer.Option("auto", help="Compute precision: auto (float16 when a GPU is found), on (float16), bf16 (bfloat16: ~2× faster on CPUs with AMX or AVX512-BF16 and on Ampere+ GPUs; weights stay float32), off."),
     multi_gpu: bool = typer.Option(False, "--multi-gpu", help="Same as --strategy mirrored."),
     strategy: str = typer.Option("auto", "--strategy", help="tf.distribute: auto (mirrored when several GPUs), mirrored (every local GPU/device), multiworker (machines listed in TF_CONFIG), none."),
     steps_per_epoch: Optional[int] = typer.Option(None, help="Cap steps per epoch (smoke runs)."),

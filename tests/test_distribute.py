@@ -175,6 +175,15 @@ def test_mixed_float16_on_cpu(worker_script, tiny_single, idc_data, tmp_path):
     assert r["weights_l1"] == pytest.approx(tiny_single["weights_l1"], rel=0.02), (r, tiny_single)
 
 
+def test_mixed_bfloat16_on_cpu(worker_script, tiny_single, idc_data, tmp_path):
+    """`--mixed-precision bf16` (bfloat16 compute, float32 weights, no loss scaling) follows the
+    float32 run; bfloat16 keeps 8 mantissa bits, hence the looser bound than float16's."""
+    r = _result(_start(worker_script, "tiny", tmp_path, idc_data, {}, strategy="none", mixed_precision="bf16"))
+    assert r["device"]["policy"] == "mixed_bfloat16" and r["compute_dtype"] == "bfloat16"
+    assert r["loss"] == pytest.approx(tiny_single["loss"], rel=0.05), (r, tiny_single)
+    assert r["weights_l1"] == pytest.approx(tiny_single["weights_l1"], rel=0.05), (r, tiny_single)
+
+
 def test_strategy_argument_errors():
     from edgecnn.train.strategy import check_global_batch, tf_config
 

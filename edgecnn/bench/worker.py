@@ -109,9 +109,10 @@ def open_keras(spec: dict[str, Any]) -> tuple[Predict, Callable[[], None], dict[
     """The float Keras model run the way the seed ran it: ``model.predict`` (also for one patch)."""
     t0 = time.perf_counter()
     from edgecnn._tf import keras
+    from edgecnn.models.precision import as_float32
     from edgecnn.preprocess import to_float
 
-    model = keras.models.load_model(spec["artifact"], compile=False)
+    model = as_float32(keras.models.load_model(spec["artifact"], compile=False))
     info = {"input_size": int(model.input_shape[1]), "model_name": model.name}
 
     def predict(x: np.ndarray, b: int) -> np.ndarray:

@@ -38,7 +38,9 @@ def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, ru
         from edgecnn._tf import keras
         from edgecnn.train.fit import predict_probs
 
-        model = keras.models.load_model(target, compile=False)
+        from edgecnn.models.precision import as_float32
+
+        model = as_float32(keras.models.load_model(target, compile=False))
         thr, source = keras_threshold(target)
         return predict_probs(model, images, tta=tta), thr, {"kind": "keras", "file": str(target), "threshold_from": source}
     if target.suffix in SUFFIX_RUNTIME:

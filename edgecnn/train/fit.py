@@ -17,6 +17,7 @@ from edgecnn.train.run import RunError, RunFolder
 from edgecnn.train.schedule import SCHEDULES
 
 BALANCE_MODES = ("weights", "undersample", "none")
+PRECISIONS = ("auto", "on", "bf16", "off")
 
 
 @dataclass
@@ -49,7 +50,7 @@ class TrainConfig:
     teachers: list[str] = field(default_factory=list)   # distillation: runs / models whose mean is the soft target
     kd_alpha: float = 0.5          # weight of the teacher's term in the loss (with teachers)
     kd_temperature: float = 2.0    # softening of teacher and student distributions
-    mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
+    mixed_precision: str = "auto"  # auto (float16 with a GPU) | on (float16) | bf16 | off (PRECISIONS)
     multi_gpu: bool = False        # kept for old config.json files: same as strategy="mirrored"
     strategy: str = "auto"         # auto | mirrored | multiworker | none (train/strategy.py)
     steps_per_epoch: int | None = None   # cap, for smoke runs and tests
@@ -72,6 +73,8 @@ class TrainConfig:
             raise ValueError(f"val ({self.val}) and test ({self.test}) shares must leave patients for training")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"--label-smoothing must be in [0, 1) (0.1 is usual); got {self.label_smoothing}")
+        if self.mixed_precision not in PRECISIONS:
+            raise ValueError(f"--mixed-precision must be one of {', '.join(PRECISIONS)}, not {self.mixed_precision!r}")
         if not 0.0 <= self.kd_alpha <= 1.0 or self.kd_temperature <= 0:
             raise ValueError(f"--kd-alpha must be in [0, 1] and --kd-temperature > 0; got {self.kd_alpha}, {self.kd_temperature}")
 
@@ -108,14 +111,23 @@ def _setup_device(cfg: TrainConfig):
     from edgecnn._tf import keras, tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    mp = cfg.mixed_precision == "on" or (cfg.mixed_precision == "auto" and gpus)
-    keras.mixed_precision.set_global_policy("mixed_float16" if mp else "float32")
+    policy = _precision_policy(cfg.mixed_precision, bool(gpus))
+    keras.mixed_precision.set_global_policy(policy)
     from edgecnn.train.strategy import check_global_batch, make_strategy
 
     strategy = make_strategy("mirrored" if cfg.multi_gpu else cfg.strategy, len(gpus))
     check_global_batch(cfg.batch_size, strategy)   # --batch-size is global: split over the replicas
     keras.utils.set_random_seed(cfg.seed)
-    return strategy, {"gpus": len(gpus), "mixed_precision": bool(mp), "replicas": strategy.num_replicas_in_sync}
+    return strategy, {"gpus": len(gpus), "mixed_precision": policy != "float32", "policy": policy,
+                      "replicas": strategy.num_replicas_in_sync}
+
+
+def _precision_policy(mode: str, gpu: bool) -> str:
+    # bf16 is never chosen by "auto": on a CPU without AMX / AVX512-BF16 it is slower than float32,
+    # and it changes the numbers of a recipe, so the user asks for it (docs/distributed.md).
+    if mode == "bf16":
+        return "mixed_bfloat16"
+    return "mixed_float16" if mode == "on" or (mode == "auto" and gpu) else "float32"
 
 
 def predict_probs(model, images: np.ndarray, batch_size: int = 512, input_size: int | None = None,

@@ -123,10 +123,13 @@ class RunFolder:
                 from edgecnn.quantize.scheme import load_qat_model
 
                 return load_qat_model(path)
-            return keras.models.load_model(path, compile=False)
+            model = keras.models.load_model(path, compile=False)
         except Exception as e:  # Keras raises many types for a damaged file
             raise RunError(f"{path}: cannot load the model ({type(e).__name__}: {e}). "
                            "The file is damaged or from another version: retrain, or restore it from a checkpoint.") from e
+        from edgecnn.models.precision import as_float32
+
+        return as_float32(model)
 
 
 def is_run_folder(path: str | Path) -> bool:
