@@ -57,7 +57,7 @@ def main(run_dir: str, out_dir: str, *flags: str) -> None:
 - Training: {cfg['epochs']} epochs max{_budget_note(cfg)}, early stopping on validation balanced accuracy (best epoch {info['epoch']}),
   batch {cfg['batch_size']}, Adam {cfg['lr']} ({cfg.get('lr_schedule', 'plateau')} schedule), class-weighted loss,
   dihedral flips/rotations, colour jitter ×{cfg.get('color_jitter', 1.0)}, H&E stain jitter {cfg.get('stain_jitter', 0.0)}{_ema_note(cfg)},
-  {test.get('train_seconds', 0) / 60:.0f} min on 2 CPU cores. Threshold {info['threshold']:.3f} chosen on validation patients.
+  {test.get('train_seconds', 0) / 60:.0f} min on 2 CPU cores{_precision_note(cfg)}. Threshold {info['threshold']:.3f} chosen on validation patients.
 {_distill_note(run, cfg)}- Float model on the test patients: balanced accuracy {test['balanced_accuracy']:.4f}{ci_text}, accuracy {test['accuracy']:.4f},
   IDC F1 {test['f1']:.4f}, ROC AUC {test['roc_auc']:.4f}.
 - QAT: validation balanced accuracy float {qat.get('val_bac_float', float('nan')):.4f} → QAT {qat.get('val_bac_qat', float('nan')):.4f}.
@@ -110,6 +110,11 @@ def _distill_note(run: RunFolder, cfg: dict) -> str:
 def _seed_of(teacher: Path) -> str:
     cfg = teacher / "config.json"
     return f" (seed {read_json(cfg)['seed']})" if cfg.exists() else ""
+
+
+def _precision_note(cfg: dict) -> str:
+    policy = cfg.get("device", {}).get("policy", "")
+    return f" in {policy.removeprefix('mixed_')} compute (float32 weights)" if policy.startswith("mixed_") else ""
 
 
 def _ema_note(cfg: dict) -> str:

@@ -3,9 +3,9 @@
 #   MODEL=basic_cnn (default) → exported/release/  (the device model: every format)
 #   MODEL=vgg13               → exported/vgg13/    (the seed's second network: int8 TFLite only, 32.5 MB, kept out of git)
 # Needs the real data: EDGECNN_DATA=/path/to/idc:/path/to/idc-more (Kaggle layout; several sources
-# separated by ':' are read as one). Basic CNN ~4 h on 2 CPU cores (four teachers, then the student), VGG13 ~2 h. Both use the
-# committed patient split (exported/release/split.json), so every release is scored on the same
-# test patients.
+# separated by ':' are read as one). Basic CNN ~4 h on 2 CPU cores (four teachers, then the
+# student); VGG13 ~1.7 h more, distilled from the same teachers. Both use the committed patient
+# split (exported/release/split.json), so every release is scored on the same test patients.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${EDGECNN_DATA:?set EDGECNN_DATA to the Kaggle-layout IDC folder}"
@@ -13,27 +13,31 @@ EDGECNN=${EDGECNN:-.venv/bin/edgecnn}
 MODEL=${MODEL:-basic_cnn}
 SPLIT=${SPLIT:-exported/release/split.json}
 
+# The Basic CNN recipe: the release's teachers (both models are distilled from four seeds of it).
+BASIC_TRAIN=(--epochs 24 --lr-schedule cosine --stain-jitter 0.05 --patience 12)
+TEACHER_SEEDS=${TEACHER_SEEDS:-0 1 2 3}
+KD=(--kd-alpha 0.5 --kd-temperature 2)
 case "$MODEL" in
   basic_cnn)
     RUN=${RUN:-runs/release-basic}; OUT=${OUT:-exported/release}
-    TRAIN=(--epochs 24 --lr-schedule cosine --stain-jitter 0.05 --patience 12)
-    # The release is distilled from four seeds of the same recipe (docs/release.md): ~50 min each.
-    TEACHER_SEEDS=${TEACHER_SEEDS:-0 1 2 3}
-    KD=(--kd-alpha 0.5 --kd-temperature 2)
-    QAT=(); CARD=() ;;
+    TRAIN=("${BASIC_TRAIN[@]}"); QAT=(); CARD=() ;;
   vgg13)
-    # 6 epochs at 8-14 min each (alone): the budget of 2 CPU cores. The float model (130 MB) stays in the run.
+    # bfloat16 halves a VGG13 step where the CPU has AMX / AVX512-BF16 (docs/distributed.md): 20
+    # epochs at ~3.7 min each on 2 such cores; float32 elsewhere (~2x longer). The float model
+    # (130 MB) stays in the run.
+    PRECISION=${PRECISION:-$(grep -qE 'amx_bf16|avx512_bf16' /proc/cpuinfo 2>/dev/null && echo bf16 || echo auto)}
     RUN=${RUN:-runs/release-vgg13}; OUT=${OUT:-exported/vgg13}
-    TRAIN=(--input-size 50 --epochs 6 --lr 1e-4 --lr-schedule cosine --stain-jitter 0.05 --patience 10)
-    TEACHER_SEEDS=""; KD=(); QAT=(--epochs 1); CARD=(--no-keras) ;;
+    TRAIN=(--input-size 50 --epochs 20 --lr 1e-4 --lr-schedule cosine --stain-jitter 0.05 --patience 10
+           --mixed-precision "$PRECISION")
+    QAT=(--epochs 1); CARD=(--no-keras) ;;
   *) echo "MODEL must be basic_cnn or vgg13, got '$MODEL'" >&2; exit 2 ;;
 esac
 
 TEACHERS=()
 for seed in ${TEACHER_SEEDS:-}; do
   T="runs/release-teacher-$seed"; TEACHERS+=(--teacher "$T")
-  [ -f "$T/model.keras" ] || $EDGECNN train --model "$MODEL" --data "$EDGECNN_DATA" --out "$T" \
-    --split "$SPLIT" "${TRAIN[@]}" --seed "$seed" --json "$T.train.json"
+  [ -f "$T/model.keras" ] || $EDGECNN train --model basic_cnn --data "$EDGECNN_DATA" --out "$T" \
+    --split "$SPLIT" "${BASIC_TRAIN[@]}" --seed "$seed" --json "$T.train.json"
 done
 [ -f "$RUN/model.keras" ] || $EDGECNN train --model "$MODEL" --data "$EDGECNN_DATA" --out "$RUN" \
   --split "$SPLIT" "${TRAIN[@]}" "${TEACHERS[@]}" "${KD[@]}" --seed 0 --json "$RUN.train.json"
