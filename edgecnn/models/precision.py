@@ -23,8 +23,6 @@ def as_float32(model):
     (weights are float32 under every mixed policy, so nothing is rounded)."""
     if not is_mixed_precision(model):
         return model
-    from edgecnn._tf import keras
-
     config = model.get_config()
     for layer in config["layers"]:
         if _is_mixed(layer["config"].get("dtype")):

@@ -36,9 +36,8 @@ def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, ru
             "kind": "keras", "run": str(target), "qat": qat, "model": info["model"]}
     if target.suffix == ".keras":
         from edgecnn._tf import keras
-        from edgecnn.train.fit import predict_probs
-
         from edgecnn.models.precision import as_float32
+        from edgecnn.train.fit import predict_probs
 
         model = as_float32(keras.models.load_model(target, compile=False))
         thr, source = keras_threshold(target)
