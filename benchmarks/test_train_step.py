@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,11 +19,9 @@ POLICIES = ("float32", "mixed_bfloat16")
 
 
 def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    from edgecnn.bench.machine import machine_info
+
+    return bool({"amx_bf16", "avx512_bf16"} & set(machine_info()["isa"]))
 
 
 def _step_fn(policy: str):

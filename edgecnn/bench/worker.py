@@ -108,11 +108,10 @@ def open_artifact(spec: dict[str, Any]) -> tuple[Predict, Callable[[], None], di
 def open_keras(spec: dict[str, Any]) -> tuple[Predict, Callable[[], None], dict[str, Any], float]:
     """The float Keras model run the way the seed ran it: ``model.predict`` (also for one patch)."""
     t0 = time.perf_counter()
-    from edgecnn._tf import keras
-    from edgecnn.models.precision import as_float32
+    from edgecnn.models.precision import load_float32
     from edgecnn.preprocess import to_float
 
-    model = as_float32(keras.models.load_model(spec["artifact"], compile=False))
+    model = load_float32(spec["artifact"])
     info = {"input_size": int(model.input_shape[1]), "model_name": model.name}
 
     def predict(x: np.ndarray, b: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 A model trained with ``--mixed-precision on|bf16`` is saved with a float16/bfloat16 compute policy
 in every layer's config, and Keras restores that policy on load. QAT, TFLite/ONNX export and the
-reference scores all expect float32 compute, so loading goes through :func:`as_float32`.
+reference scores all expect float32 compute, so Keras files are read with :func:`load_float32`.
 """
 
 from __future__ import annotations
@@ -30,3 +30,10 @@ def as_float32(model):
     copy = model.__class__.from_config(config)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def load_float32(path):
+    """``keras.models.load_model`` (no optimizer) with float32 compute, whatever the training policy."""
+    from edgecnn._tf import keras
+
+    return as_float32(keras.models.load_model(path, compile=False))

@@ -35,11 +35,10 @@ def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, ru
         return predict_probs(model, images, input_size=int(info["input_size"]), tta=tta), float(thr), {
             "kind": "keras", "run": str(target), "qat": qat, "model": info["model"]}
     if target.suffix == ".keras":
-        from edgecnn._tf import keras
-        from edgecnn.models.precision import as_float32
+        from edgecnn.models.precision import load_float32
         from edgecnn.train.fit import predict_probs
 
-        model = as_float32(keras.models.load_model(target, compile=False))
+        model = load_float32(target)
         thr, source = keras_threshold(target)
         return predict_probs(model, images, tta=tta), thr, {"kind": "keras", "file": str(target), "threshold_from": source}
     if target.suffix in SUFFIX_RUNTIME:

@@ -112,7 +112,7 @@ class RunFolder:
 
     def load_model(self, qat: bool = False):
         """Load the float (or QAT) Keras model; a corrupt file gets an error that names it."""
-        from edgecnn._tf import keras
+        from edgecnn.models.precision import load_float32
 
         path = self.qat_model_path if qat else self.require_model()
         if qat and not path.exists():
@@ -123,13 +123,10 @@ class RunFolder:
                 from edgecnn.quantize.scheme import load_qat_model
 
                 return load_qat_model(path)
-            model = keras.models.load_model(path, compile=False)
+            return load_float32(path)
         except Exception as e:  # Keras raises many types for a damaged file
             raise RunError(f"{path}: cannot load the model ({type(e).__name__}: {e}). "
                            "The file is damaged or from another version: retrain, or restore it from a checkpoint.") from e
-        from edgecnn.models.precision import as_float32
-
-        return as_float32(model)
 
 
 def is_run_folder(path: str | Path) -> bool:
