@@ -124,6 +124,7 @@ def train_cmd(
     teacher: Optional[List[str]] = typer.Option(None, "--teacher", help="Distillation: a run folder, .keras or exported model whose IDC probabilities on the training patches become soft targets; repeat for an ensemble (their mean). Same input size and classes as the student."),
     kd_alpha: float = typer.Option(0.5, "--kd-alpha", help="With --teacher: weight of the teacher's soft targets in the loss (the labels get 1 - this)."),
     kd_temperature: float = typer.Option(2.0, "--kd-temperature", help="With --teacher: softening temperature of teacher and student distributions (Hinton et al.)."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from the weights of a run folder or .keras file (same --model and --input-size) instead of random ones: fine-tune the release on your own lab's patches, or give a finished run a new schedule. Refused if it trained on this run's validation or test patients."),
     stain_jitter: float = typer.Option(0.0, "--stain-jitter", help="H&E stain augmentation: scale and shift each image's haematoxylin/eosin densities (HED space) by up to this much; 0.05 light, 0.2 strong, 0 = off."),
     mixed_precision: str = typer.Option("auto", help="Compute precision: auto (float16 when a GPU is found), on (float16), bf16 (bfloat16: ~2× faster on CPUs with AMX or AVX512-BF16 and on Ampere+ GPUs; weights stay float32), off."),
     multi_gpu: bool = typer.Option(False, "--multi-gpu", help="Same as --strategy mirrored."),
@@ -138,6 +139,9 @@ def train_cmd(
     """Train a network on IDC patches with a patient-level split.
 
     Example: edgecnn train --model basic_cnn --data ~/idc --out runs/basic --epochs 30
+
+    Fine-tune the release on your own patches: edgecnn train --data ~/mylab
+    --init-from exported/release/basic_cnn-fp32.keras --lr 1e-4 --epochs 10 --out runs/mylab
     """
     from edgecnn.data.source import resolve_data
     from edgecnn.train.fit import TrainConfig, train
@@ -149,7 +153,7 @@ def train_cmd(
                           seed=seed, split=split, official_split_dir=str(official_split) if official_split else None,
                           val=val, test=test, patience=patience, swa_epochs=swa_epochs, border=border, augment=not no_augment, color_jitter=color_jitter, stain_jitter=stain_jitter,
                           label_smoothing=label_smoothing, teachers=[str(Path(t).resolve()) for t in teacher or []], kd_alpha=kd_alpha, kd_temperature=kd_temperature,
-                          mixed_precision=mixed_precision, multi_gpu=multi_gpu, strategy=strategy, steps_per_epoch=steps_per_epoch,
+                          init_from=str(init_from.resolve()) if init_from else None, mixed_precision=mixed_precision, multi_gpu=multi_gpu, strategy=strategy, steps_per_epoch=steps_per_epoch,
                           max_patients=max_patients)
         run = train(cfg, resume=resume, progress=not quiet, console=console, epochs=epochs)
     except (ValueError, FileNotFoundError, RuntimeError) as e:

@@ -54,11 +54,11 @@ def main(run_dir: str, out_dir: str, *flags: str) -> None:
   {sum(v['patches'] for v in c.values()):,}-patch subset of {sum(v['patients'] for v in c.values())} patients in the project's shared data.
 - Split by patient (seed {split.get('seed')}, stratified by IDC share): train {c['train']['patients']} patients /
   {c['train']['patches']:,} patches, validation {c['val']['patients']} / {c['val']['patches']:,}, test {c['test']['patients']} / {c['test']['patches']:,}. Patient ids in `split.json`.
-- Training: {cfg['epochs']} epochs max{_budget_note(cfg)}, early stopping on validation balanced accuracy (best epoch {info['epoch']}),
+- Training: {cfg['epochs']} epochs max{_budget_note(cfg)}, early stopping on validation balanced accuracy ({_kept_note(info)}),
   batch {cfg['batch_size']}, Adam {cfg['lr']} ({cfg.get('lr_schedule', 'plateau')} schedule), class-weighted loss,
   dihedral flips/rotations, colour jitter ×{cfg.get('color_jitter', 1.0)}, H&E stain jitter {cfg.get('stain_jitter', 0.0)}{_ema_note(cfg)},
   {test.get('train_seconds', 0) / 60:.0f} min on 2 CPU cores{_precision_note(cfg)}. Threshold {info['threshold']:.3f} chosen on validation patients.
-{_distill_note(run, cfg)}- Float model on the test patients: balanced accuracy {test['balanced_accuracy']:.4f}{ci_text}, accuracy {test['accuracy']:.4f},
+{_init_note(cfg)}{_distill_note(run, cfg)}- Float model on the test patients: balanced accuracy {test['balanced_accuracy']:.4f}{ci_text}, accuracy {test['accuracy']:.4f},
   IDC F1 {test['f1']:.4f}, ROC AUC {test['roc_auc']:.4f}.
 - QAT: validation balanced accuracy float {qat.get('val_bac_float', float('nan')):.4f} → QAT {qat.get('val_bac_qat', float('nan')):.4f}.
 
@@ -105,6 +105,22 @@ def _distill_note(run: RunFolder, cfg: dict) -> str:
               f"AUC {mean['val_roc_auc']:.4f} (`teachers.json` in the run)" if mean else "")
     return (f"- Distilled from {whom} ({names}), "
             f"weight {cfg['kd_alpha']} on {their} probabilities at temperature {cfg['kd_temperature']}{scored}.\n")
+
+
+def _init_note(cfg: dict) -> str:
+    src = cfg.get("init_from_source")
+    if not src:
+        return ""
+    # The source's run folder, by name: it holds the first stage's recipe and history.
+    folder = Path(src["path"]).parent
+    return (f"- Started from the weights of `{folder.name}/{Path(src['path']).name}` (sha256 {src['sha256'][:12]}…), "
+            f"not from random ones: the epochs and minutes above are on top of that run's.\n")
+
+
+def _kept_note(info: dict) -> str:
+    span = info.get("weight_average_of_epochs")
+    return (f"kept: the average of epochs {span[0]}–{span[1]}'s weights" if span
+            else f"best epoch {info['epoch']}")
 
 
 def _seed_of(teacher: Path) -> str:

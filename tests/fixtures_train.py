@@ -3,6 +3,8 @@ that needs a trained model (export, runtime, bench, scan)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 TINY = dict(model="basic_cnn", epochs=3, batch_size=32, steps_per_epoch=12, max_patients=40, seed=0, patience=5)
@@ -15,3 +17,15 @@ def tiny_run(idc_data, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     return train(TrainConfig(out=str(out), data=str(idc_data), **TINY), progress=False)
+
+
+def model_card_text(run, out: Path) -> str:
+    """The release card that scripts/model_card.py writes for ``run`` (float model not shipped)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("model_card", Path(__file__).parents[1] / "scripts/model_card.py")
+    card = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(card)
+    out.mkdir()
+    card.main(str(run.path), str(out), "--no-keras")
+    return (out / "MODEL_CARD.md").read_text()

@@ -103,15 +103,9 @@ def test_distilled_tiny_run(tiny_run, idc_data, tmp_path):
 
 def _check_model_card(student, teacher, out):
     """The release card names the teachers by folder and seed, never by this machine's path."""
-    import importlib.util
-    from pathlib import Path
+    from tests.fixtures_train import model_card_text
 
-    spec = importlib.util.spec_from_file_location("model_card", Path(__file__).parents[1] / "scripts/model_card.py")
-    card = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(card)
-    out.mkdir()
-    card.main(str(student.path), str(out), "--no-keras")
-    text = (out / "MODEL_CARD.md").read_text()
+    text = model_card_text(student, out)
     seed = json.loads((teacher.path / "config.json").read_text())["seed"]
     assert f"Distilled from 1 teacher (`{teacher.path.name}` (seed {seed}))" in text
     assert "weight 0.7 on its probabilities at temperature 2.0; it scores validation" in text

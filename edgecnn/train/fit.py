@@ -50,6 +50,7 @@ class TrainConfig:
     teachers: list[str] = field(default_factory=list)   # distillation: runs / models whose mean is the soft target
     kd_alpha: float = 0.5          # weight of the teacher's term in the loss (with teachers)
     kd_temperature: float = 2.0    # softening of teacher and student distributions
+    init_from: str | None = None   # start from this run's or .keras file's weights (train/warmstart.py)
     mixed_precision: str = "auto"  # auto (float16 with a GPU) | on (float16) | bf16 | off (PRECISIONS)
     multi_gpu: bool = False        # kept for old config.json files: same as strategy="mirrored"
     strategy: str = "auto"         # auto | mirrored | multiworker | none (train/strategy.py)
@@ -229,6 +230,11 @@ def _prepare_data(cfg: TrainConfig, run: RunFolder, resume: bool, progress: bool
         patches = patches.select(keep)
     split = Split.load(run.split_path) if resume else _make_split(cfg, patches)
     split.check_disjoint()
+    init_check = None
+    if cfg.init_from and not resume:
+        from edgecnn.train.warmstart import check_no_leak
+
+        init_check = check_no_leak(cfg.init_from, split.val, split.test)
     tr, va, te = patches.select(split.train), patches.select(split.val), patches.select(split.test)
     if len(tr) == 0 or len(va) == 0:
         raise RunError(f"the split left {len(tr)} training and {len(va)} validation patches; use more patients")
@@ -241,6 +247,8 @@ def _prepare_data(cfg: TrainConfig, run: RunFolder, resume: bool, progress: bool
         config_json = dataclasses.asdict(cfg)
         config_json.update({"model_cfg": model_cfg, "input_size": model_cfg["input_size"], "data": str(cfg.data),
                             "device": device})
+        if init_check is not None:
+            config_json["init_from_source"] = init_check
         write_json(run.config_path, config_json)
         split.save(run.split_path, patches)
     if cfg.teachers:
@@ -289,10 +297,20 @@ def _build_model(cfg: TrainConfig, run: RunFolder, strategy, model_cfg: dict, re
         if resume:
             return keras.models.load_model(run.ckpt_dir / "last.keras")
         model = create_model(cfg.model, **model_cfg)
+        if cfg.init_from:
+            _init_weights(model, cfg.init_from, run)
         alpha = cfg.kd_alpha if cfg.teachers else 0.0
         model.compile(optimizer=keras.optimizers.Adam(cfg.lr), weighted_metrics=[],
                       **compile_args(cfg.label_smoothing, alpha, cfg.kd_temperature))
         return model
+
+
+def _init_weights(model, spec: str, run: RunFolder) -> None:
+    from edgecnn.train.warmstart import load_init_weights
+
+    info = load_init_weights(model, spec)
+    config = run.config()
+    write_json(run.config_path, {**config, "init_from_source": {**config.get("init_from_source", {}), **info}})
 
 
 class _EpochLoop:
