@@ -35,7 +35,8 @@ def idc_data() -> Path:
     env = os.environ.get("EDGECNN_DATA")
     if not env:
         pytest.skip("EDGECNN_DATA is not set: point it at a Kaggle-layout IDC folder (e.g. ../shared/data/idc)")
-    path = Path(env)
+    # Absolute, because tests link patient folders into temporary dirs and subprocesses change cwd.
+    path = Path(env).resolve()
     if not path.exists():
         pytest.skip(f"EDGECNN_DATA={env} does not exist")
     return path

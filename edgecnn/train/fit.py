@@ -183,8 +183,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
     strategy, device = _setup_device(cfg)
     model_cfg = _model_cfg(cfg)
     input_size = model_cfg["input_size"]
-    parts = _prepare_data(cfg, run, resume, progress, model_cfg, device, console)
-    model = _build_model(cfg, run, strategy, model_cfg, resume)
+    # The model first: a --init-from of the wrong shape fails before minutes of data and teachers.
+    model, init_info = _build_model(cfg, run, strategy, model_cfg, resume)
+    parts = _prepare_data(cfg, run, resume, progress, model_cfg, device, console, init_info)
     loop = _EpochLoop(cfg, run, model, parts, input_size, model_cfg, progress, console, resume)
     _log(console, f"[bold]{cfg.model}[/] input {input_size}px, {model.count_params():,} parameters; "
                   f"train {len(parts.tr)} patches / {len(parts.split.train)} patients, val {len(parts.va)} / "
@@ -219,7 +220,7 @@ def _record_budget_change(run: RunFolder, saved: dict, epochs: int, done: int) -
 
 
 def _prepare_data(cfg: TrainConfig, run: RunFolder, resume: bool, progress: bool, model_cfg: dict,
-                  device: dict, console) -> _Parts:
+                  device: dict, console, init_info: dict | None = None) -> _Parts:
     from edgecnn.data import load_patches
     from edgecnn.data.split import Split
 
@@ -230,11 +231,10 @@ def _prepare_data(cfg: TrainConfig, run: RunFolder, resume: bool, progress: bool
         patches = patches.select(keep)
     split = Split.load(run.split_path) if resume else _make_split(cfg, patches)
     split.check_disjoint()
-    init_check = None
-    if cfg.init_from and not resume:
+    if init_info is not None:
         from edgecnn.train.warmstart import check_no_leak
 
-        init_check = check_no_leak(cfg.init_from, split.val, split.test)
+        init_info = {**init_info, **check_no_leak(cfg.init_from, split.val, split.test)}
     tr, va, te = patches.select(split.train), patches.select(split.val), patches.select(split.test)
     if len(tr) == 0 or len(va) == 0:
         raise RunError(f"the split left {len(tr)} training and {len(va)} validation patches; use more patients")
@@ -243,14 +243,7 @@ def _prepare_data(cfg: TrainConfig, run: RunFolder, resume: bool, progress: bool
 
         check_teachers(cfg.teachers, model_cfg["input_size"])
     if not resume:
-        run.path.mkdir(parents=True, exist_ok=True)
-        config_json = dataclasses.asdict(cfg)
-        config_json.update({"model_cfg": model_cfg, "input_size": model_cfg["input_size"], "data": str(cfg.data),
-                            "device": device})
-        if init_check is not None:
-            config_json["init_from_source"] = init_check
-        write_json(run.config_path, config_json)
-        split.save(run.split_path, patches)
+        _create_run_folder(cfg, run, split, patches, model_cfg, device, init_info)
     if cfg.teachers:
         teacher_report(cfg.teachers, va.images, va.labels, run.path / "teachers.json", console)
     train_idx, weights = _balance(cfg, tr.labels)
@@ -258,6 +251,18 @@ def _prepare_data(cfg: TrainConfig, run: RunFolder, resume: bool, progress: bool
     if cfg.steps_per_epoch:
         steps = min(steps, cfg.steps_per_epoch)
     return _Parts(split, tr, va, te, train_idx, weights, _soft_targets(cfg, run, tr, console), steps)
+
+
+def _create_run_folder(cfg: TrainConfig, run: RunFolder, split, patches, model_cfg: dict, device: dict,
+                       init_info: dict | None) -> None:
+    run.path.mkdir(parents=True, exist_ok=True)
+    config_json = dataclasses.asdict(cfg)
+    config_json.update({"model_cfg": model_cfg, "input_size": model_cfg["input_size"], "data": str(cfg.data),
+                        "device": device})
+    if init_info is not None:
+        config_json["init_from_source"] = init_info
+    write_json(run.config_path, config_json)
+    split.save(run.split_path, patches)
 
 
 def _balance(cfg: TrainConfig, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -289,28 +294,24 @@ def _soft_loss(cfg: TrainConfig) -> bool:
 
 
 def _build_model(cfg: TrainConfig, run: RunFolder, strategy, model_cfg: dict, resume: bool):
+    """The compiled model, and with --init-from (new runs only) what config.json records of its source."""
     from edgecnn._tf import keras
     from edgecnn.models import create_model
     from edgecnn.train.losses import compile_args  # registers the custom loss before a resume loads it
 
     with strategy.scope():
         if resume:
-            return keras.models.load_model(run.ckpt_dir / "last.keras")
+            return keras.models.load_model(run.ckpt_dir / "last.keras"), None
         model = create_model(cfg.model, **model_cfg)
+        init_info = None
         if cfg.init_from:
-            _init_weights(model, cfg.init_from, run)
+            from edgecnn.train.warmstart import load_init_weights
+
+            init_info = load_init_weights(model, cfg.init_from)
         alpha = cfg.kd_alpha if cfg.teachers else 0.0
         model.compile(optimizer=keras.optimizers.Adam(cfg.lr), weighted_metrics=[],
                       **compile_args(cfg.label_smoothing, alpha, cfg.kd_temperature))
-        return model
-
-
-def _init_weights(model, spec: str, run: RunFolder) -> None:
-    from edgecnn.train.warmstart import load_init_weights
-
-    info = load_init_weights(model, spec)
-    config = run.config()
-    write_json(run.config_path, {**config, "init_from_source": {**config.get("init_from_source", {}), **info}})
+        return model, init_info
 
 
 class _EpochLoop:
