@@ -4,8 +4,9 @@
 #   MODEL=vgg13               → exported/vgg13/    (the seed's second network: int8 TFLite only, 32.5 MB, kept out of git)
 # Needs the real data: EDGECNN_DATA=/path/to/idc:/path/to/idc-more (Kaggle layout; several sources
 # separated by ':' are read as one). Basic CNN ~4 h on 2 CPU cores (four teachers, then the
-# student); VGG13 ~1.7 h more, distilled from the same teachers. Both use the committed patient
-# split (exported/release/split.json), so every release is scored on the same test patients.
+# student); VGG13 ~1.8 h more (20 bf16 epochs, one QAT epoch), distilled from the same teachers.
+# Both use the committed patient split (exported/release/split.json), so every release is scored
+# on the same test patients.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${EDGECNN_DATA:?set EDGECNN_DATA to the Kaggle-layout IDC folder}"
@@ -27,7 +28,7 @@ case "$MODEL" in
     # (130 MB) stays in the run.
     PRECISION=${PRECISION:-$(grep -qE 'amx_bf16|avx512_bf16' /proc/cpuinfo 2>/dev/null && echo bf16 || echo auto)}
     RUN=${RUN:-runs/release-vgg13}; OUT=${OUT:-exported/vgg13}
-    TRAIN=(--input-size 50 --epochs 20 --lr 1e-4 --lr-schedule cosine --stain-jitter 0.05 --patience 10
+    TRAIN=(--input-size 50 --epochs 20 --lr 3e-4 --lr-schedule cosine --stain-jitter 0.05 --patience 10
            --mixed-precision "$PRECISION")
     QAT=(--epochs 1); CARD=(--no-keras) ;;
   *) echo "MODEL must be basic_cnn or vgg13, got '$MODEL'" >&2; exit 2 ;;
