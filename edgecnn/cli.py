@@ -102,7 +102,7 @@ def train_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to create (e.g. runs/basic). Holds model, split, metrics, plots."),
     data: Optional[List[str]] = typer.Option(None, "--data", "-d", help="Kaggle-layout folder or zip. Default: $EDGECNN_DATA, else Kaggle download, else synthetic." + MULTI_DATA_HELP),
     model: str = typer.Option("basic_cnn", "--model", "-m", help="Network name; see `edgecnn models`."),
-    epochs: Optional[int] = typer.Option(None, help="Maximum epochs, default 30 (early stopping may end sooner). With --resume: the new budget."),
+    epochs: Optional[int] = typer.Option(None, help="Maximum epochs, default 30 (early stopping may end sooner). With --resume: the new budget. 0 with --init-from: score and keep those weights as they are (e.g. from `python -m edgecnn.torchtrain`)."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="Patches per training step."),
     lr: float = typer.Option(1e-3, help="Adam learning rate: the peak of --lr-schedule."),
     lr_schedule: str = typer.Option("plateau", "--lr-schedule", help="plateau (halve after 3 epochs without a validation gain) or cosine (warm-up, then a cosine down to 0 at the last epoch)."),
@@ -124,7 +124,7 @@ def train_cmd(
     teacher: Optional[List[str]] = typer.Option(None, "--teacher", help="Distillation: a run folder, .keras or exported model whose IDC probabilities on the training patches become soft targets; repeat for an ensemble (their mean). Same input size and classes as the student."),
     kd_alpha: float = typer.Option(0.5, "--kd-alpha", help="With --teacher: weight of the teacher's soft targets in the loss (the labels get 1 - this)."),
     kd_temperature: float = typer.Option(2.0, "--kd-temperature", help="With --teacher: softening temperature of teacher and student distributions (Hinton et al.)."),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from the weights of a run folder or .keras file (same --model and --input-size) instead of random ones: fine-tune the release on your own lab's patches, or give a finished run a new schedule. Refused if it trained on this run's validation or test patients."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from the weights of a run folder or .keras file (same --model and --input-size) instead of random ones: fine-tune the release on your own lab's patches, or give a finished run a new schedule. Also a folder from `python -m edgecnn.torchtrain` (PyTorch GPU training, docs/gpu-training.md), checked against PyTorch's probabilities. Refused if it trained on this run's validation or test patients."),
     stain_jitter: float = typer.Option(0.0, "--stain-jitter", help="H&E stain augmentation: scale and shift each image's haematoxylin/eosin densities (HED space) by up to this much; 0.05 light, 0.2 strong, 0 = off."),
     mixed_precision: str = typer.Option("auto", help="Compute precision: auto (float16 when a GPU is found), on (float16), bf16 (bfloat16: ~2× faster on CPUs with AMX or AVX512-BF16 and on Ampere+ GPUs; weights stay float32), off."),
     multi_gpu: bool = typer.Option(False, "--multi-gpu", help="Same as --strategy mirrored."),
@@ -148,7 +148,7 @@ def train_cmd(
 
     try:
         src = None if resume else resolve_data(data)
-        cfg = TrainConfig(out=str(out), data=src.spec if src else None, model=model, epochs=epochs or 30,
+        cfg = TrainConfig(out=str(out), data=src.spec if src else None, model=model, epochs=30 if epochs is None else epochs,
                           batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, ema=ema, balance=balance, input_size=input_size, seed_order=seed_order,
                           seed=seed, split=split, official_split_dir=str(official_split) if official_split else None,
                           val=val, test=test, patience=patience, swa_epochs=swa_epochs, border=border, augment=not no_augment, color_jitter=color_jitter, stain_jitter=stain_jitter,

@@ -28,7 +28,7 @@ def main(run_dir: str, out_dir: str, *flags: str) -> None:
     name, model = info["model"], run.load_model()
     keras_note = _write_keras_reference(run, out, name, info, model) if "--no-keras" not in flags else (
         f"The float Keras model ({model.count_params() * 4 / 1e6:.0f} MB of weights) is not shipped; "
-        f"`{_rebuild_command(name)}` rebuilds it in the run folder.")
+        f"`{_rebuild_command(name, run)}` rebuilds it in the run folder.")
     qat = read_json(run.qat_dir / "metrics.json") if (run.qat_dir / "metrics.json").exists() else {}
     split = read_json(run.split_path)
     ci = test.get("balanced_accuracy_ci95")
@@ -54,11 +54,7 @@ def main(run_dir: str, out_dir: str, *flags: str) -> None:
   {sum(v['patches'] for v in c.values()):,}-patch subset of {sum(v['patients'] for v in c.values())} patients in the project's shared data.
 - Split by patient (seed {split.get('seed')}, stratified by IDC share): train {c['train']['patients']} patients /
   {c['train']['patches']:,} patches, validation {c['val']['patients']} / {c['val']['patches']:,}, test {c['test']['patients']} / {c['test']['patches']:,}. Patient ids in `split.json`.
-- Training: {cfg['epochs']} epochs max{_budget_note(cfg)}, early stopping on validation balanced accuracy ({_kept_note(info)}),
-  batch {cfg['batch_size']}, Adam {cfg['lr']} ({cfg.get('lr_schedule', 'plateau')} schedule), class-weighted loss,
-  dihedral flips/rotations, colour jitter ×{cfg.get('color_jitter', 1.0)}, H&E stain jitter {cfg.get('stain_jitter', 0.0)}{_ema_note(cfg)},
-  {test.get('train_seconds', 0) / 60:.0f} min on 2 CPU cores{_precision_note(cfg)}. Threshold {info['threshold']:.3f} chosen on validation patients.
-{_init_note(cfg)}{_distill_note(run, cfg)}- Float model on the test patients: balanced accuracy {test['balanced_accuracy']:.4f}{ci_text}, accuracy {test['accuracy']:.4f},
+{_training_note(run, cfg, info, test)}- Float model on the test patients: balanced accuracy {test['balanced_accuracy']:.4f}{ci_text}, accuracy {test['accuracy']:.4f},
   IDC F1 {test['f1']:.4f}, ROC AUC {test['roc_auc']:.4f}.
 - QAT: validation balanced accuracy float {qat.get('val_bac_float', float('nan')):.4f} → QAT {qat.get('val_bac_qat', float('nan')):.4f}.
 
@@ -75,7 +71,7 @@ def main(run_dir: str, out_dir: str, *flags: str) -> None:
 One public dataset from one institution; other stains, scanners and magnifications are untested.
 Inputs must be at the dataset's scale (50 px ≈ 50×50 patch of a 40× slide downsampled 16×).
 Patch-level labels come from coarse annotations and are noisy. Rebuild with
-`{_rebuild_command(name)}` (see docs/release.md).
+`{_rebuild_command(name, run)}` (see docs/release.md).
 """
     write_bytes(out / "MODEL_CARD.md", text.encode())
     print(f"wrote {out / 'MODEL_CARD.md'}")
@@ -105,6 +101,47 @@ def _distill_note(run: RunFolder, cfg: dict) -> str:
               f"AUC {mean['val_roc_auc']:.4f} (`teachers.json` in the run)" if mean else "")
     return (f"- Distilled from {whom} ({names}), "
             f"weight {cfg['kd_alpha']} on {their} probabilities at temperature {cfg['kd_temperature']}{scored}.\n")
+
+
+def _training_note(run: RunFolder, cfg: dict, info: dict, test: dict) -> str:
+    if (run.path / "torchtrain.json").exists():
+        return _torchtrain_note(read_json(run.path / "torchtrain.json"), cfg, info)
+    return f"""- Training: {cfg['epochs']} epochs max{_budget_note(cfg)}, early stopping on validation balanced accuracy ({_kept_note(info)}),
+  batch {cfg['batch_size']}, Adam {cfg['lr']} ({cfg.get('lr_schedule', 'plateau')} schedule), class-weighted loss,
+  dihedral flips/rotations, colour jitter ×{cfg.get('color_jitter', 1.0)}, H&E stain jitter {cfg.get('stain_jitter', 0.0)}{_ema_note(cfg)},
+  {test.get('train_seconds', 0) / 60:.0f} min on 2 CPU cores{_precision_note(cfg)}. Threshold {info['threshold']:.3f} chosen on validation patients.
+{_init_note(cfg)}{_distill_note(run, cfg)}"""
+
+
+def _torchtrain_note(summary: dict, cfg: dict, info: dict) -> str:
+    """A model trained by edgecnn.torchtrain on a GPU box and imported with --epochs 0."""
+    models, kept = summary["models"], summary["kept"]
+    r = models[0]["recipe"]
+    seeds = [m for m in models if m["name"] != "student"]
+    student = next((m for m in models if m["name"] == "student"), None)
+    what = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} × {r['epochs']} epochs"
+    if student:
+        what += (f", then a student of {student['recipe']['epochs']} epochs distilled from the mean of those seeds"
+                 + (" and the pack's teachers" if summary["pack"].get("teacher") else ""))
+    scores = "; ".join(f"{m['name']} {m['best']['val_balanced_accuracy']:.4f} (epoch {m['best']['epoch']})" for m in models)
+    src = cfg["init_from_source"]
+    return f"""- Training: with PyTorch {summary['torch']} on one {summary['device']} (`python -m edgecnn.torchtrain`,
+  the same network and recipe as `edgecnn train`): {what}. Batch {r['batch_size']}, Adam {r['lr']} (cosine schedule),
+  class-weighted loss, dihedral flips/rotations, colour jitter ×{r['color_jitter']}, H&E stain jitter {r['stain_jitter']},
+  bfloat16 compute (float32 weights){_pack_teacher_note(summary, r)}.
+  Validation balanced accuracy of each, at its best epoch: {scores}. Kept: {kept['trained']}, the highest.
+- Imported with `edgecnn train --init-from DIR --epochs 0` (weights sha256 {src['sha256'][:12]}…, sent as {kept['dtype']}):
+  Keras reproduces PyTorch's probabilities to {src['check_max_abs_diff']:.0e}, BN statistics as trained.
+  Threshold {info['threshold']:.3f} chosen here on validation patients.
+"""
+
+
+def _pack_teacher_note(summary: dict, r: dict) -> str:
+    if not summary["pack"].get("teacher"):
+        return ""
+    names = ", ".join(f"`{t}`" for t in summary["pack"].get("teachers", []))
+    return (f"; distilled (weight {r['kd_alpha']}, temperature {r['kd_temperature']}) from the pack's teachers"
+            + (f" ({names})" if names else " (`edgecnn data pack --teacher`)"))
 
 
 def _init_note(cfg: dict) -> str:
@@ -142,8 +179,12 @@ def _budget_note(cfg: dict) -> str:
                    for c in cfg.get("epoch_budget_changes", []))
 
 
-def _rebuild_command(name: str) -> str:
-    return "make release" if name == "basic_cnn" else f"MODEL={name} make release"
+def _rebuild_command(name: str, run: RunFolder) -> str:
+    cmd = "make release" if name == "basic_cnn" else f"MODEL={name} make release"
+    if (run.path / "torchtrain.json").exists():
+        # Trained on a GPU box: the release script imports that folder instead of training here.
+        cmd = f"{cmd.removesuffix('make release')}GPU_RUN=DIR make release` with DIR from `python -m edgecnn.torchtrain"
+    return cmd
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
 # student); VGG13 ~1.8 h more (20 bf16 epochs, one QAT epoch), distilled from the same teachers.
 # Both use the committed patient split (exported/release/split.json), so every release is scored
 # on the same test patients.
+# MODEL=vgg13 GPU_RUN=DIR: take the VGG13 from a `python -m edgecnn.torchtrain` folder instead of
+# training it here (the shipped one; docs/gpu-training.md has the pack and GPU commands).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${EDGECNN_DATA:?set EDGECNN_DATA to the Kaggle-layout IDC folder}"
@@ -40,8 +42,14 @@ for seed in ${TEACHER_SEEDS:-}; do
   [ -f "$T/model.keras" ] || $EDGECNN train --model basic_cnn --data "$EDGECNN_DATA" --out "$T" \
     --split "$SPLIT" "${BASIC_TRAIN[@]}" --seed "$seed" --json "$T.train.json"
 done
-[ -f "$RUN/model.keras" ] || $EDGECNN train --model "$MODEL" --data "$EDGECNN_DATA" --out "$RUN" \
-  --split "$SPLIT" "${TRAIN[@]}" "${TEACHERS[@]}" "${KD[@]}" --seed 0 --json "$RUN.train.json"
+if [ -n "${GPU_RUN:-}" ]; then
+  # Weights trained on a PyTorch GPU box (docs/gpu-training.md): checked, scored, kept as they are.
+  [ -f "$RUN/model.keras" ] || $EDGECNN train --model "$MODEL" --data "$EDGECNN_DATA" --out "$RUN" \
+    --split "$SPLIT" --input-size 50 --init-from "$GPU_RUN" --epochs 0 --mixed-precision off --json "$RUN.train.json"
+else
+  [ -f "$RUN/model.keras" ] || $EDGECNN train --model "$MODEL" --data "$EDGECNN_DATA" --out "$RUN" \
+    --split "$SPLIT" "${TRAIN[@]}" "${TEACHERS[@]}" "${KD[@]}" --seed 0 --json "$RUN.train.json"
+fi
 [ -f "$RUN/qat/model.keras" ] || $EDGECNN quantize "$RUN" "${QAT[@]}" --json "$RUN.qat.json"
 $EDGECNN export "$RUN" --format tflite --precision int8-qat --out "$OUT" --force
 if [ "$MODEL" = basic_cnn ]; then

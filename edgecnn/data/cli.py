@@ -201,6 +201,41 @@ def split(
         _out.print(f"listed ids not in the data (ignored): {missing}")
 
 
+@app.command()
+def pack(
+    path: Optional[List[Path]] = PathArg,
+    split_file: Path = typer.Option(..., "--split", help="split.json (e.g. exported/release/split.json): its train and val patients are packed, never its test ones."),
+    out: Path = typer.Option(..., "--out", help="The .npz to write (~6 KB a patch)."),
+    teacher: Optional[List[str]] = typer.Option(None, "--teacher", help="Run folder or model whose IDC probabilities on the training patches are stored as soft targets (repeat: their mean), as `edgecnn train --teacher`."),
+    border: str = BorderOpt,
+    json_out: Optional[str] = JsonOpt,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Pack a split's train and val patches into one .npz for a GPU box without TensorFlow.
+
+    `python -m edgecnn.torchtrain --pack FILE` trains from it with PyTorch; the weights come back
+    with `edgecnn train --init-from DIR --epochs 0`. Test patients stay here.
+
+    Example: edgecnn data pack ~/idc ~/idc-more --split exported/release/split.json
+    --teacher runs/release-teacher-0 --out release-pack.npz
+    """
+    from edgecnn.data.pack import Pack, pack_split
+    from edgecnn.data.source import resolve_data
+
+    try:
+        src = resolve_data(path, allow_download=False, allow_synthetic=False, quiet=quiet)
+        written = pack_split(src.spec, split_file, out, teacher, border=border, progress=not quiet,
+                             console=None if quiet else _out)
+    except (DataError, ValueError, RuntimeError) as e:
+        fail(e)
+    d = Pack(written).summary()
+    if emit_json(d, json_out):
+        return
+    _out.print(f"{written}: train {d['train']['patches']:,} patches / {d['train']['patients']} patients, "
+               f"val {d['val']['patches']:,} / {d['val']['patients']}" + (", with soft targets" if d["teacher"] else ""))
+
+
 def _register_extensions() -> None:
     # edgecnn.data.mosaic adds its `mosaic` command to this app when imported; import it here so
     # `edgecnn data mosaic` exists however this app is reached. A missing module is fine.

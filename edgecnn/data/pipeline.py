@@ -18,18 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgecnn._tf import tf
+from edgecnn.data.colour import BRIGHTNESS, CONTRAST, HED_FROM_RGB, HUE, OD_FLOOR, RGB_FROM_HED, SATURATION
 from edgecnn.preprocess import OFFSET, SCALE
-
-BRIGHTNESS = 0.05      # additive, in [0, 1] units
-CONTRAST = 0.10        # factor in [1 - c, 1 + c]
-SATURATION = 0.10      # factor in [1 - s, 1 + s]
-HUE = 0.02             # shift in turns of the colour wheel
-
-# Ruifrok & Johnston's H&E-DAB stain vectors (as in scikit-image's rgb_from_hed), rows normalised.
-_RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
-_RGB_FROM_HED = _RGB_FROM_HED / np.linalg.norm(_RGB_FROM_HED, axis=1, keepdims=True)
-_HED_FROM_RGB = np.linalg.inv(_RGB_FROM_HED)
-_OD_FLOOR = 1.0 / 255.0   # a black pixel's optical density stays finite
 
 
 def _gather_fn(images: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, targets: np.ndarray | None):
@@ -53,9 +43,9 @@ def stain_jitter(x: "tf.Tensor", seed: "tf.Tensor", sigma: float) -> "tf.Tensor"
     s1, s2 = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2))
     alpha = tf.random.stateless_uniform([b, 1, 1, 3], s1, minval=1 - sigma, maxval=1 + sigma)
     beta = tf.random.stateless_uniform([b, 1, 1, 3], s2, minval=-sigma, maxval=sigma)
-    od = -tf.math.log(tf.maximum(x, _OD_FLOOR))
-    hed = tf.tensordot(od, tf.constant(_HED_FROM_RGB, tf.float32), axes=1)
-    od = tf.tensordot(hed * alpha + beta, tf.constant(_RGB_FROM_HED, tf.float32), axes=1)
+    od = -tf.math.log(tf.maximum(x, OD_FLOOR))
+    hed = tf.tensordot(od, tf.constant(HED_FROM_RGB, tf.float32), axes=1)
+    od = tf.tensordot(hed * alpha + beta, tf.constant(RGB_FROM_HED, tf.float32), axes=1)
     return tf.clip_by_value(tf.exp(-od), 0.0, 1.0)
 
 

@@ -15,6 +15,7 @@ def save_plots(run, history: list[dict[str, Any]], metrics: dict[str, Any]) -> l
 
     run.plots_dir.mkdir(parents=True, exist_ok=True)
     out = []
+    history = [h for h in history if h.get("loss") is not None]   # not the --epochs 0 record
     epochs = [h["epoch"] for h in history]
 
     def _save(fig, name):
