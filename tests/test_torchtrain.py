@@ -136,34 +136,47 @@ def test_colour_ops_match_tensorflow(patches):
         assert any(torch.equal(v, c) for c in cands)
 
 
-def test_pack_train_import_round_trip(idc_data, patches, tmp_path):
-    """Pack → torchtrain (2 seeds + a student, 2 steps each) → `train --init-from DIR --epochs 0`:
-    a run folder that quantize and export take, and a leaking split is refused."""
+@pytest.fixture(scope="module")
+def small_pack(idc_data, tmp_path_factory):
+    """10 real patients (5 train, 3 val, 2 test), random soft targets: (pack path, split path, split)."""
     from edgecnn.data import load_patches
     from edgecnn.data.pack import write_pack
     from edgecnn.data.split import Split
-    from edgecnn.fsutil import read_json
-    from edgecnn.train.fit import TrainConfig, train
 
     ps = load_patches(idc_data)
     ids = ps.patient_ids[:10]
     split = Split(ids[:5], ids[5:8], ids[8:10], method="test")
-    split.save(tmp_path / "split.json", ps)
+    folder = tmp_path_factory.mktemp("pack")
+    split.save(folder / "split.json", ps)
     teacher = np.random.default_rng(0).random(len(ps.select(split.train))).astype(np.float32)
-    pack = write_pack(tmp_path / "p.npz", ps, split, teacher)
-    out = tmp_path / "gpu"
+    return write_pack(folder / "p.npz", ps, split, teacher), folder / "split.json", split
+
+
+def _torchtrain(pack, out, *extra: str) -> subprocess.CompletedProcess:
     # Its own process, as on the GPU box: PyTorch training beside a loaded TensorFlow can crash
     # (two OpenMP runtimes in one process).
-    args = ["--pack", str(pack), "--out", str(out), "--epochs", "1", "--seeds", "0", "1", "--distill-epochs", "1",
-            "--max-steps", "2", "--batch-size", "16", "--device", "cpu", "--save-dtype", "float16"]
+    args = ["--pack", str(pack), "--out", str(out), "--max-steps", "2", "--batch-size", "16", "--device", "cpu", *extra]
     res = subprocess.run([sys.executable, "-m", "edgecnn.torchtrain", *args], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "kept seed" in res.stdout or "kept student" in res.stdout
+    return res
+
+
+def test_pack_train_import_round_trip(idc_data, small_pack, tmp_path):
+    """Pack → torchtrain (2 seeds + a student, 2 steps each) → `train --init-from DIR --epochs 0`:
+    a run folder that quantize and export take, and a leaking split is refused."""
+    from edgecnn.data import load_patches
+    from edgecnn.data.split import Split
+    from edgecnn.fsutil import read_json
+    from edgecnn.train.fit import TrainConfig, train
+
+    pack, split_path, split = small_pack
+    out = tmp_path / "gpu"
+    _torchtrain(pack, out, "--epochs", "1", "--seeds", "0", "1", "--distill-epochs", "1", "--save-dtype", "float16")
     summary = read_json(out / "summary.json")
     assert [m["name"] for m in summary["models"]] == ["seed0", "seed1", "student"]
 
     run = train(TrainConfig(out=str(tmp_path / "run"), data=str(idc_data), model="vgg13", input_size=50, epochs=0,
-                            init_from=str(out), split=str(tmp_path / "split.json"), mixed_precision="off"),
+                            init_from=str(out), split=str(split_path), mixed_precision="off"),
                 progress=False)
     cfg, info = read_json(run.config_path), read_json(run.model_info_path)
     assert cfg["init_from_source"]["trained_by"] == "edgecnn.torchtrain" and cfg["init_from_source"]["checked"]
@@ -173,13 +186,27 @@ def test_pack_train_import_round_trip(idc_data, patches, tmp_path):
     # reorders them (the release model matched: 0.8515 here, 0.8516 on the GPU).
     assert cfg["init_from_source"]["check_max_abs_diff"] < 1e-4
     assert cfg["init_from_source"]["torch_meta"]["trained"] == summary["kept"]["trained"]
+    assert read_json(run.path / "torchtrain.json")["kept"] == summary["kept"]
+    ps = load_patches(idc_data)
     assert read_json(run.metrics_path)["n_patches"] == len(ps.select(split.test))
 
-    leaky = Split(ids[2:7], ids[:2], ids[7:10], method="test")   # two of the pack's train patients in val
-    leaky.save(tmp_path / "leaky.json", ps)
+    leaky = Split(split.train[2:] + split.val[:2], split.train[:2], split.val[2:] + split.test, method="test")
+    leaky.save(tmp_path / "leaky.json", ps)          # two of the pack's train patients in val
     with pytest.raises(RunError, match="inflated"):
         train(TrainConfig(out=str(tmp_path / "run2"), data=str(idc_data), model="vgg13", input_size=50, epochs=0,
                           init_from=str(out), split=str(tmp_path / "leaky.json"), mixed_precision="off"), progress=False)
+
+
+def test_deadline_keeps_what_is_done(small_pack, tmp_path):
+    from edgecnn.fsutil import read_json
+
+    pack, _, _ = small_pack
+    res = _torchtrain(pack, tmp_path / "gpu", "--epochs", "2", "--seeds", "0", "1", "--distill-epochs", "1",
+                      "--deadline-minutes", "0")
+    summary = read_json(tmp_path / "gpu" / "summary.json")
+    assert [m["name"] for m in summary["models"]] == ["seed0"] and summary["models"][0]["stopped_at_deadline"]
+    assert len(summary["models"][0]["history"]) == 1 and (tmp_path / "gpu" / "weights.npz").exists()
+    assert "seeds from 1 on are not trained" in res.stdout
 
 
 def test_epochs_0_needs_init_from():

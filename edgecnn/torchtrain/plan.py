@@ -40,6 +40,9 @@ def run_plan(pack, out: Path, model_name: str, recipe: Recipe, seeds: list[int],
     summary: dict[str, Any] = {"pack": pack.summary(), "model": model_name, "input_size": input_size,
                                "device": _device_name(dev), "torch": torch.__version__, "models": []}
     for seed in seeds:
+        if trained and _past(deadline):
+            log(f"deadline reached: seeds from {seed} on are not trained")
+            break
         trained.append(train_model(f"seed{seed}", make, data, replace(recipe, seed=seed), base_teacher, deadline, log))
         _write(out, trained, summary, data, model_name, input_size, save_dtype, log)
     if distill_epochs and trained and not _past(deadline):
