@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgecnn.data.balance import class_weights
 from edgecnn.metrics import best_threshold, roc_auc
 from edgecnn.torchtrain.augment import augment
 from edgecnn.train.schedule import cosine_lr
@@ -42,10 +43,8 @@ class GpuData:
         self.x_train = torch.from_numpy(np.ascontiguousarray(pack.images("train"))).to(device)
         labels = pack.labels("train").astype(np.int64)
         self.y_train = torch.from_numpy(labels).to(device)
-        counts = np.bincount(labels, minlength=2)
-        # Balanced class weights n / (2 n_c), as edgecnn.data.balance.class_weights.
-        cw = torch.tensor([len(labels) / (2 * counts[0]), len(labels) / (2 * counts[1])], dtype=torch.float32)
-        self.w_train = cw.to(device)[self.y_train]
+        cw = class_weights(labels)     # --balance weights, edgecnn train's default
+        self.w_train = torch.tensor([cw[0], cw[1]], dtype=torch.float32, device=device)[self.y_train]
         self.x_val = torch.from_numpy(np.ascontiguousarray(pack.images("val"))).to(device)
         self.y_val = pack.labels("val").astype(np.int64)
 
