@@ -45,6 +45,10 @@ def test_pack_errors_name_the_fix(small_split, tmp_path):
     with pytest.raises(ValueError, match="teacher probabilities for"):
         write_pack(tmp_path / "p.npz", ps, split, np.zeros(3, np.float32))
     assert not (tmp_path / "p.npz").exists()
+    from edgecnn.data.split import Split
+
+    with pytest.raises(DataError, match="pass the --data the split was made from"):
+        write_pack(tmp_path / "p.npz", ps, Split(["nobody"], split.val, split.test, method="test"))
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="edgecnn data pack"):
         Pack(tmp_path / "bad.npz")

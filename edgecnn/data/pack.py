@@ -33,7 +33,11 @@ def write_pack(out: str | os.PathLike, patches, split, teacher: np.ndarray | Non
     split.check_disjoint()
     arrays: dict[str, np.ndarray] = {}
     for part in PARTS:
-        ps = patches.select(getattr(split, part))
+        try:
+            ps = patches.select(getattr(split, part))
+        except KeyError as e:
+            raise DataError(f"the split's {part} patients are not all in this data ({e.args[0]}); "
+                            "pass the --data the split was made from") from e
         if len(ps) == 0:
             raise DataError(f"the split's {part} patients have no patches in this data; check --data and --split")
         arrays.update({f"{part}_images": np.ascontiguousarray(ps.images), f"{part}_labels": ps.labels.astype(np.int8),
@@ -67,8 +71,10 @@ def pack_split(data, split_path: str | os.PathLike, out: str | os.PathLike, teac
         tr = patches.select(split.train)
         cache = Path(str(out) + ".teacher_probs.npz")
         teacher = teacher_probs(teachers, tr.images, cache, console)
-    meta = {"data": str(data), "border": border, "edgecnn": __version__,
-            # Folder names only: the header travels to other machines.
+    from edgecnn.data.sources import parse_sources
+
+    # Folder names only: the header travels to other machines.
+    meta = {"data": [Path(p).name for p in parse_sources(data)], "border": border, "edgecnn": __version__,
             "teachers": [Path(t).name for t in teachers or []]}
     return write_pack(out, patches, split, teacher, meta)
 
