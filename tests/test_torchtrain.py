@@ -165,9 +165,9 @@ def test_pack_train_import_round_trip(idc_data, small_pack, tmp_path):
     """Pack → torchtrain (a seed + a student, 2 steps each) → `train --init-from DIR --epochs 0`:
     a run folder that quantize and export take, and a leaking split is refused."""
     from edgecnn.data import load_patches
-    from edgecnn.data.split import Split
     from edgecnn.fsutil import read_json
     from edgecnn.train.fit import TrainConfig, train
+    from edgecnn.train.warmstart import check_no_leak
 
     pack, split_path, split = small_pack
     out = tmp_path / "gpu"
@@ -190,11 +190,10 @@ def test_pack_train_import_round_trip(idc_data, small_pack, tmp_path):
     ps = load_patches(idc_data)
     assert read_json(run.metrics_path)["n_patches"] == len(ps.select(split.test))
 
-    leaky = Split(split.train[2:] + split.val[:2], split.train[:2], split.val[2:] + split.test, method="test")
-    leaky.save(tmp_path / "leaky.json", ps)          # two of the pack's train patients in val
+    # A new split with two of the pack's training patients in validation (train() runs this check
+    # before it writes anything; tests/test_warmstart.py covers that path).
     with pytest.raises(RunError, match="inflated"):
-        train(TrainConfig(out=str(tmp_path / "run2"), data=str(idc_data), model="vgg13", input_size=50, epochs=0,
-                          init_from=str(out), split=str(tmp_path / "leaky.json"), mixed_precision="off"), progress=False)
+        check_no_leak(str(out), split.train[:2], split.test)
 
 
 def test_deadline_keeps_what_is_done(small_pack, tmp_path):
