@@ -161,7 +161,15 @@ def _torchtrain(pack, out, *extra: str) -> subprocess.CompletedProcess:
     return res
 
 
-def test_pack_train_import_round_trip(idc_data, small_pack, tmp_path):
+@pytest.fixture(scope="module")
+def serial_run(small_pack, tmp_path_factory):
+    """A seed and a student, 2 steps each, in one process (float16 weights, as the release's)."""
+    out = tmp_path_factory.mktemp("gpu") / "serial"
+    _torchtrain(small_pack[0], out, "--epochs", "1", "--seeds", "0", "--distill-epochs", "1", "--save-dtype", "float16")
+    return out
+
+
+def test_pack_train_import_round_trip(idc_data, small_pack, serial_run, tmp_path):
     """Pack → torchtrain (a seed + a student, 2 steps each) → `train --init-from DIR --epochs 0`:
     a run folder that quantize and export take, and a leaking split is refused."""
     from edgecnn.data import load_patches
@@ -170,8 +178,7 @@ def test_pack_train_import_round_trip(idc_data, small_pack, tmp_path):
     from edgecnn.train.warmstart import check_no_leak
 
     pack, split_path, split = small_pack
-    out = tmp_path / "gpu"
-    _torchtrain(pack, out, "--epochs", "1", "--seeds", "0", "--distill-epochs", "1", "--save-dtype", "float16")
+    out = serial_run
     summary = read_json(out / "summary.json")
     assert [m["name"] for m in summary["models"]] == ["seed0", "student"]
 
@@ -194,6 +201,61 @@ def test_pack_train_import_round_trip(idc_data, small_pack, tmp_path):
     # before it writes anything; tests/test_warmstart.py covers that path).
     with pytest.raises(RunError, match="inflated"):
         check_no_leak(str(out), split.train[:2], split.test)
+
+
+def test_parallel_seeds_with_ema_then_compare_recipes(small_pack, serial_run, tmp_path):
+    """--jobs 2: each seed in its own process, read back by the parent as its own models; then
+    `python -m edgecnn.torchtrain.compare` picks between this recipe and the serial one."""
+    from edgecnn.fsutil import read_json
+    from edgecnn.torchtrain.compare import compare
+
+    out = tmp_path / "jobs"
+    res = _torchtrain(small_pack[0], out, "--epochs", "1", "--seeds", "3", "4", "--jobs", "2", "--ema", "0.99")
+    assert "seed3: started in its own process" in res.stdout and "seed4: started in its own process" in res.stdout
+    summary = read_json(out / "summary.json")
+    assert summary["jobs"] == 2 and [m["name"] for m in summary["models"]] == ["seed3", "seed4"]
+    assert [m["recipe"]["ema"] for m in summary["models"]] == [0.99, 0.99]
+    kept = summary["kept"]["trained"]
+    with np.load(out / "weights.npz") as parent, np.load(out / "jobs" / kept / "weights.npz") as child:
+        assert np.array_equal(parent["fc1/0"], child["fc1/0"]) and np.array_equal(parent["check_probs"], child["check_probs"])
+    with np.load(out / "val_probs.npz") as p:
+        assert {"labels", "seed3", "seed4"} <= set(p.files) and len(p["seed3"]) == len(p["labels"])
+
+    result = compare([serial_run, out])
+    means = {a["folder"]: a["mean_val_balanced_accuracy"] for a in result["arms"]}
+    assert result["pick"]["folder"] == max(means, key=means.get)
+    assert "ensemble_of_seeds" in result["arms"][1] and "ensemble_of_seeds" not in result["arms"][0]  # one seed
+    cli = subprocess.run([sys.executable, "-m", "edgecnn.torchtrain.compare", str(serial_run), str(out),
+                          "--out", str(tmp_path / "pick"), "--json"], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["pick"] == result["pick"]
+    assert {"weights.npz", "split.json", "summary.json", "compare.json"} <= {f.name for f in (tmp_path / "pick").iterdir()}
+
+    other = tmp_path / "other-split"
+    other.mkdir()
+    for f in ("summary.json", "val_probs.npz"):
+        (other / f).write_bytes((out / f).read_bytes())
+    (other / "split.json").write_text(json.dumps({**read_json(out / "split.json"), "val": []}))
+    with pytest.raises(SystemExit, match="different splits"):
+        compare([out, other])
+
+
+def test_weight_ema_averages_weights_and_bn_statistics():
+    from edgecnn.torchtrain.loop import WeightEMA
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    ema = WeightEMA(model, 0.9)
+    before = [t.clone() for t in (model[0].weight, model[1].running_mean)]
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].running_mean.fill_(2.0)
+    ema.update()
+    d = 2.0 / 11.0      # the decay ramps up: min(0.9, (1 + n) / (10 + n)) after n = 1 update
+    torch.testing.assert_close(ema.model[0].weight, d * before[0] + (1 - d) * model[0].weight)
+    torch.testing.assert_close(ema.model[1].running_mean, d * before[1] + (1 - d) * model[1].running_mean)
+    assert not any(p.requires_grad for p in ema.model.parameters()) and not ema.model.training
+    with pytest.raises(ValueError, match="--ema"):
+        WeightEMA(model, 1.0)
 
 
 def test_deadline_keeps_what_is_done(small_pack, tmp_path):

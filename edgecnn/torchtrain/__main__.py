@@ -33,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--stain-jitter", type=float, default=0.05, help="HED stain jitter sigma (0 = off)")
     p.add_argument("--color-jitter", type=float, default=1.0, help="scale of the colour-jitter ranges (0 = off)")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="score and keep a moving average of the weights and BN statistics, this decay per step "
+                        "(0.998 ≈ the last 500 steps; as `edgecnn train --ema`); 0 = off")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train this many seeds at once, one process each on the same GPU: a 50 px VGG13 "
+                        "leaves an H100 waiting on launches (6 seeds at once ran at 2.1x the throughput of one)")
     p.add_argument("--deadline-minutes", type=float, default=None,
                    help="stop training after the epoch that passes this; the best model so far is written")
     p.add_argument("--save-dtype", choices=("float32", "float16"), default="float32",
@@ -52,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     from edgecnn.torchtrain.plan import run_plan
 
     start = time.monotonic()
+    if args.jobs < 1 or not 0.0 <= args.ema < 1.0:
+        print("error: --jobs must be ≥ 1 and --ema in [0, 1) (e.g. 0.998)", file=sys.stderr)
+        return 2
     if args.distill_epochs and args.kd_alpha <= 0:
         print("error: --distill-epochs needs --kd-alpha > 0 (the student's weight on the ensemble)", file=sys.stderr)
         return 2
@@ -62,13 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     recipe = Recipe(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, kd_alpha=args.kd_alpha,
                     kd_temperature=args.kd_temperature, label_smoothing=args.label_smoothing,
-                    stain_jitter=args.stain_jitter, color_jitter=args.color_jitter, max_steps=args.max_steps)
+                    stain_jitter=args.stain_jitter, color_jitter=args.color_jitter, ema=args.ema,
+                    max_steps=args.max_steps)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     deadline = None if args.deadline_minutes is None else start + 60 * args.deadline_minutes
     log = lambda m: print(f"[{time.monotonic() - start:7.1f}s] {m}", flush=True)  # noqa: E731
     log(f"{pack.summary()} on {device}")
     run_plan(pack, args.out, args.model, recipe, args.seeds, args.distill_epochs, args.input_size, deadline,
-             args.save_dtype, device, log)
+             args.save_dtype, device, log, args.jobs)
     return 0
 
 

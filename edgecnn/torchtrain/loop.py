@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -32,6 +32,7 @@ class Recipe:
     stain_jitter: float = 0.05
     color_jitter: float = 1.0
     seed: int = 0
+    ema: float = 0.0                 # decay per step of the scored weight average (0 = off)
     max_steps: int | None = None     # cap steps per epoch (smoke runs)
 
 
@@ -94,6 +95,32 @@ def score(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {"val_balanced_accuracy": bac, "val_roc_auc": roc_auc(y, p), "threshold": thr}
 
 
+class WeightEMA:
+    """A moving average of the weights and BN statistics, the model that gets scored.
+
+    edgecnn.train.ema's rule (the decay ramps up over the first steps, so the average is not
+    dragged back to the random start); BN statistics are averaged too, as the GPU models are
+    kept with their own statistics (docs/gpu-training.md)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"--ema must be in (0, 1), e.g. 0.998, not {decay}")
+        self.model, self.decay, self.updates = copy.deepcopy(model).eval(), decay, 0
+        self.model.requires_grad_(False)
+        self._avg = _float_tensors(self.model)
+        self._src = _float_tensors(model)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        torch._foreach_lerp_(self._avg, self._src, 1.0 - d)
+
+
+def _float_tensors(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [t for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()]
+
+
 @dataclass
 class Trained:
     name: str
@@ -102,6 +129,7 @@ class Trained:
     history: list[dict[str, Any]]
     recipe: Recipe
     stopped_early: bool = False
+    val_probs: np.ndarray | None = None   # the best epoch's, for ensemble scores elsewhere
 
     def report(self) -> dict[str, Any]:
         return {"name": self.name, "best": self.best, "recipe": asdict(self.recipe), "history": self.history,
@@ -116,32 +144,51 @@ def train_model(name: str, make_model: Callable[[], torch.nn.Module], data: GpuD
     opt = torch.optim.Adam(model.parameters(), lr=r.lr, eps=1e-7,   # Keras' Adam epsilon
                            fused=data.device.type == "cuda")
     gen = torch.Generator(device=data.device).manual_seed(r.seed)
-    n = len(data.y_train)
-    steps = math.ceil(n / r.batch_size) if r.max_steps is None else min(r.max_steps, math.ceil(n / r.batch_size))
-    total, warm = r.epochs * steps, min(r.warmup_epochs, max(0, r.epochs - 1)) * steps
-    history, best_state, best = [], None, {"val_balanced_accuracy": -1.0}
-    stopped = False
+    steps, total, warm = _schedule(len(data.y_train), r)
+    ema = WeightEMA(model, r.ema) if r.ema > 0 else None
+    scored = model if ema is None else ema.model
+    history, best, stopped = [], _Best(), False
     for epoch in range(r.epochs):
         t0 = time.perf_counter()
-        loss = _one_epoch(model, opt, data, r, teacher, gen, epoch, steps, total, warm)
-        rec = {"epoch": epoch + 1, "loss": loss, **score(data.y_val, predict(model, data, data.x_val)),
+        loss = _one_epoch(model, opt, data, r, teacher, gen, epoch, steps, total, warm, ema)
+        probs = predict(scored, data, data.x_val)
+        rec = {"epoch": epoch + 1, "loss": loss, **score(data.y_val, probs),
                "lr_end": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2)}
         history.append(rec)
-        improved = rec["val_balanced_accuracy"] > best["val_balanced_accuracy"] + 1e-4
-        if improved:
-            best, best_state = dict(rec), copy.deepcopy(model.state_dict())
+        improved = best.offer(rec, scored, probs)
         log(f"{name} epoch {epoch + 1}/{r.epochs} loss {loss:.4f} val BAC {rec['val_balanced_accuracy']:.4f} "
             f"AUC {rec['val_roc_auc']:.4f} {rec['seconds']:.1f}s" + ("  best" if improved else ""))
         if deadline is not None and time.monotonic() > deadline and epoch + 1 < r.epochs:
-            log(f"{name}: deadline reached after epoch {epoch + 1}; keeping epoch {best['epoch']}")
+            log(f"{name}: deadline reached after epoch {epoch + 1}; keeping epoch {best.rec['epoch']}")
             stopped = True
             break
-    model.load_state_dict(best_state)
-    return Trained(name, model, best, history, r, stopped)
+    model.load_state_dict(best.state)
+    return Trained(name, model, best.rec, history, r, stopped, best.probs)
+
+
+def _schedule(n: int, r: Recipe) -> tuple[int, int, int]:
+    """Steps per epoch, total steps, warm-up steps."""
+    steps = math.ceil(n / r.batch_size)
+    steps = steps if r.max_steps is None else min(r.max_steps, steps)
+    return steps, r.epochs * steps, min(r.warmup_epochs, max(0, r.epochs - 1)) * steps
+
+
+@dataclass
+class _Best:
+    """The best epoch so far on validation: its record, weights (of the scored model) and probabilities."""
+    rec: dict[str, Any] = field(default_factory=lambda: {"val_balanced_accuracy": -1.0})
+    state: dict[str, torch.Tensor] | None = None
+    probs: np.ndarray | None = None
+
+    def offer(self, rec: dict[str, Any], model: torch.nn.Module, probs: np.ndarray) -> bool:
+        if rec["val_balanced_accuracy"] <= self.rec["val_balanced_accuracy"] + 1e-4:
+            return False
+        self.rec, self.state, self.probs = dict(rec), copy.deepcopy(model.state_dict()), probs
+        return True
 
 
 def _one_epoch(model, opt, data: GpuData, r: Recipe, teacher, gen, epoch: int, steps: int, total: int,
-               warm: int) -> float:
+               warm: int, ema: WeightEMA | None) -> float:
     model.train()
     order = torch.randperm(len(data.y_train), generator=gen, device=data.device)
     loss_sum = torch.zeros((), device=data.device)
@@ -158,5 +205,7 @@ def _one_epoch(model, opt, data: GpuData, r: Recipe, teacher, gen, epoch: int, s
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            ema.update()
         loss_sum += loss.detach()
     return float(loss_sum) / steps

@@ -20,6 +20,7 @@ import torch
 
 from edgecnn import CLASS_NAMES
 from edgecnn.fsutil import atomic_path, write_json
+from edgecnn.torchtrain.jobs import train_seeds_parallel
 from edgecnn.torchtrain.loop import GpuData, Recipe, Trained, predict, score, train_model
 from edgecnn.torchtrain.models import create_model, keras_weights, load_keras_weights
 
@@ -28,7 +29,7 @@ N_CHECK = 64   # validation patches whose probabilities the Keras import must re
 
 def run_plan(pack, out: Path, model_name: str, recipe: Recipe, seeds: list[int], distill_epochs: int = 0,
              input_size: int = 50, deadline: float | None = None, save_dtype: str = "float32",
-             device: str = "cuda", log: Callable[[str], None] = print) -> dict[str, Any]:
+             device: str = "cuda", log: Callable[[str], None] = print, jobs: int = 1) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "split.json", pack.split)    # --init-from reads it to refuse a leak
     dev = torch.device(device)
@@ -36,15 +37,15 @@ def run_plan(pack, out: Path, model_name: str, recipe: Recipe, seeds: list[int],
     data = GpuData(pack, dev, input_size)
     make = lambda: create_model(model_name, input_size)  # noqa: E731
     base_teacher = None if pack.teacher is None else torch.from_numpy(pack.teacher).to(dev)
-    trained: list[Trained] = []
     summary: dict[str, Any] = {"pack": pack.summary(), "model": model_name, "input_size": input_size,
-                               "device": _device_name(dev), "torch": torch.__version__, "models": []}
-    for seed in seeds:
-        if trained and _past(deadline):
-            log(f"deadline reached: seeds from {seed} on are not trained")
-            break
-        trained.append(train_model(f"seed{seed}", make, data, replace(recipe, seed=seed), base_teacher, deadline, log))
+                               "device": _device_name(dev), "torch": torch.__version__, "jobs": jobs, "models": []}
+    if jobs > 1 and len(seeds) > 1:
+        trained = train_seeds_parallel(pack.path, out, model_name, input_size, recipe, seeds, jobs, device,
+                                       deadline, log)
         _write(out, trained, summary, data, model_name, input_size, save_dtype, log)
+    else:
+        trained = _train_seeds(seeds, make, data, recipe, base_teacher, deadline, log,
+                               lambda done: _write(out, done, summary, data, model_name, input_size, save_dtype, log))
     if distill_epochs and trained and not _past(deadline):
         members = [torch.from_numpy(predict(t.model, data, data.x_train)).to(dev) for t in trained]
         summary["ensemble_of_seeds"] = score(data.y_val, np.mean([predict(t.model, data, data.x_val) for t in trained], 0))
@@ -53,6 +54,18 @@ def run_plan(pack, out: Path, model_name: str, recipe: Recipe, seeds: list[int],
         trained.append(train_model("student", make, data, r, teacher, deadline, log))
         _write(out, trained, summary, data, model_name, input_size, save_dtype, log)
     return summary
+
+
+def _train_seeds(seeds: list[int], make, data: GpuData, recipe: Recipe, teacher, deadline: float | None, log,
+                 after_each: Callable[[list[Trained]], None]) -> list[Trained]:
+    trained: list[Trained] = []
+    for seed in seeds:
+        if trained and _past(deadline):
+            log(f"deadline reached: seeds from {seed} on are not trained")
+            break
+        trained.append(train_model(f"seed{seed}", make, data, replace(recipe, seed=seed), teacher, deadline, log))
+        after_each(trained)
+    return trained
 
 
 def _check_probs(weights: dict[str, np.ndarray], x: torch.Tensor, data: GpuData, model_name: str,
@@ -92,6 +105,9 @@ def _write(out: Path, trained: list[Trained], summary: dict[str, Any], data: Gpu
         with open(tmp, "wb") as fh:
             np.savez(fh, **weights, check_images=check_x.cpu().numpy(), check_probs=check_p,
                      meta_json=np.array(json.dumps(meta)))
+    with atomic_path(out / "val_probs.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, labels=data.y_val, **{t.name: t.val_probs for t in trained if t.val_probs is not None})
     summary.update(models=[t.report() for t in trained], kept=meta)
     write_json(out / "summary.json", summary)
     log(f"kept {best.name} (epoch {best.best['epoch']}, val BAC {best.best['val_balanced_accuracy']:.4f}) "
