@@ -59,6 +59,15 @@ def _mosaic_patient(data: Path) -> Optional[Path]:
     return max(with_idc, key=lambda p: (min(with_idc[p]) > 0, with_idc[p][1], sum(with_idc[p])))
 
 
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _newer(path: Path, *than: Path) -> bool:
     return path.exists() and all(not t.exists() or path.stat().st_mtime >= t.stat().st_mtime for t in than)
 
@@ -147,9 +156,14 @@ class _Steps:
 
     def bench(self, run: Path, exported: Path, quick: bool) -> int:
         out = self.out
+        done = out / "bench.json"
+        if _newer(done, out / "export.json"):
+            _reused("5/6 bench", done, "newer than the export it measured; delete it to measure again")
+            return 0 if _read_json(done).get("passed") else 1
         return self.step("5/6 bench", ["bench", str(exported), "--data", self.src.spec, "--split", str(run / "split.json"),
                                        "--threads", "1" if quick else "1,2", "--runs", "100" if quick else "300",
-                                       "--json", str(out / "bench.json"), "--md", str(out / "bench.md"),
+                                       "--rounds", "2" if quick else "5",
+                                       "--json", str(done), "--md", str(out / "bench.md"),
                                        "--plot", str(out / "bench.png")], allow_fail=True)
 
     def scan(self, exported: Path) -> str:
@@ -157,7 +171,12 @@ class _Steps:
         if patient is None:
             return "no patient with IDC patches to rebuild a field of view from"
         out = self.out
+        n0, n1 = _class_counts(patient)
+        note = f"{out / 'scan'} (heat-map overlay of patient {patient.name}: {n1} IDC / {n0 + n1} patches)"
         mosaic = out / f"mosaic-{patient.name}.png"
+        if _newer(out / "scan.json", out / "export.json", mosaic):
+            _reused("6/6 scan", out / "scan", "newer than the export it used; delete scan.json to scan again")
+            return note
         self.step("6/6 scan", ["data", "mosaic", str(patient), "--out", str(mosaic),
                                "--overlay-out", str(out / f"mosaic-{patient.name}.labels.png")])
         model = exported / "basic_cnn-int8-qat.tflite"
@@ -165,8 +184,7 @@ class _Steps:
         if model.exists():
             args[2:2] = ["--model", str(model)]
         self.step("6/6 scan", args)
-        n0, n1 = _class_counts(patient)
-        return f"{out / 'scan'} (heat-map overlay of patient {patient.name}: {n1} IDC / {n0 + n1} patches)"
+        return note
 
 
 def _summary(out: Path, src, run: Path, exported: Path, gate: int, scan_note: str, seconds: float) -> None:

@@ -33,5 +33,5 @@ def test_demo_runs_end_to_end_on_synthetic_data(synth_data, tmp_path):
     # Again on the same folder: finished steps are reused, and the demo says so.
     again = CliRunner().invoke(app, ["demo", "--data", str(synth_data), "--out", str(out), "--quick"])
     assert again.exit_code == 0, again.output[-3000:]
-    for step in ("2/6 train", "3/6 quantize", "4/6 export"):
+    for step in ("2/6 train", "3/6 quantize", "4/6 export", "5/6 bench", "6/6 scan"):
         assert re.search(rf"{re.escape(step)}.*\(reused\)", again.output), step
