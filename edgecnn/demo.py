@@ -59,13 +59,13 @@ def _mosaic_patient(data: Path) -> Optional[Path]:
     return max(with_idc, key=lambda p: (min(with_idc[p]) > 0, with_idc[p][1], sum(with_idc[p])))
 
 
-def _read_json(path: Path) -> dict:
-    import json
+def _bench_passed(report: Path) -> bool:
+    from edgecnn.fsutil import read_json
 
     try:
-        return json.loads(path.read_text())
+        return bool(read_json(report).get("passed"))
     except (OSError, ValueError):
-        return {}
+        return False
 
 
 def _newer(path: Path, *than: Path) -> bool:
@@ -159,7 +159,7 @@ class _Steps:
         done = out / "bench.json"
         if _newer(done, out / "export.json"):
             _reused("5/6 bench", done, "newer than the export it measured; delete it to measure again")
-            return 0 if _read_json(done).get("passed") else 1
+            return 0 if _bench_passed(done) else 1
         return self.step("5/6 bench", ["bench", str(exported), "--data", self.src.spec, "--split", str(run / "split.json"),
                                        "--threads", "1" if quick else "1,2", "--runs", "100" if quick else "300",
                                        "--rounds", "2" if quick else "5",
