@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from edgecnn.fsutil import read_json
-from edgecnn.torchtrain.loop import Recipe, Trained
+from edgecnn.torchtrain.loop import Recipe, Trained, past
 from edgecnn.torchtrain.models import create_model, load_keras_weights
 
 
@@ -49,7 +48,7 @@ def train_seeds_parallel(pack_path: Path, out: Path, model_name: str, input_size
     pending, running, done = list(seeds), {}, []
     while pending or running:
         started = bool(done or running)
-        while pending and len(running) < jobs and not (started and _past(deadline)):
+        while pending and len(running) < jobs and not (started and past(deadline)):
             seed = pending.pop(0)
             folder = out / "jobs" / f"seed{seed}"
             left = None if deadline is None else (deadline - time.monotonic()) / 60
@@ -57,7 +56,7 @@ def train_seeds_parallel(pack_path: Path, out: Path, model_name: str, input_size
             running[seed] = (subprocess.Popen(argv), folder)
             log(f"seed{seed}: started in its own process ({len(running)} running)")
             started = True
-        if pending and started and _past(deadline):
+        if pending and started and past(deadline):
             log(f"deadline reached: seeds {pending} are not trained")
             pending = []
         for seed, (proc, folder) in list(running.items()):
@@ -89,7 +88,3 @@ def load_trained(folder: Path, model_name: str, input_size: int, recipe: Recipe,
 def _stop(running: dict) -> None:
     for proc, _ in running.values():
         proc.terminate()
-
-
-def _past(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() > deadline

@@ -158,12 +158,17 @@ def train_model(name: str, make_model: Callable[[], torch.nn.Module], data: GpuD
         improved = best.offer(rec, scored, probs)
         log(f"{name} epoch {epoch + 1}/{r.epochs} loss {loss:.4f} val BAC {rec['val_balanced_accuracy']:.4f} "
             f"AUC {rec['val_roc_auc']:.4f} {rec['seconds']:.1f}s" + ("  best" if improved else ""))
-        if deadline is not None and time.monotonic() > deadline and epoch + 1 < r.epochs:
+        if past(deadline) and epoch + 1 < r.epochs:
             log(f"{name}: deadline reached after epoch {epoch + 1}; keeping epoch {best.rec['epoch']}")
             stopped = True
             break
     model.load_state_dict(best.state)
     return Trained(name, model, best.rec, history, r, stopped, best.probs)
+
+
+def past(deadline: float | None) -> bool:
+    """Whether a ``time.monotonic()`` deadline (None = none) has passed."""
+    return deadline is not None and time.monotonic() > deadline
 
 
 def _schedule(n: int, r: Recipe) -> tuple[int, int, int]:

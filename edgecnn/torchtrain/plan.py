@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +20,7 @@ import torch
 from edgecnn import CLASS_NAMES
 from edgecnn.fsutil import atomic_path, write_json
 from edgecnn.torchtrain.jobs import train_seeds_parallel
-from edgecnn.torchtrain.loop import GpuData, Recipe, Trained, predict, score, train_model
+from edgecnn.torchtrain.loop import GpuData, Recipe, Trained, past, predict, score, train_model
 from edgecnn.torchtrain.models import create_model, keras_weights, load_keras_weights
 
 N_CHECK = 64   # validation patches whose probabilities the Keras import must reproduce
@@ -46,7 +45,7 @@ def run_plan(pack, out: Path, model_name: str, recipe: Recipe, seeds: list[int],
     else:
         trained = _train_seeds(seeds, make, data, recipe, base_teacher, deadline, log,
                                lambda done: _write(out, done, summary, data, model_name, input_size, save_dtype, log))
-    if distill_epochs and trained and not _past(deadline):
+    if distill_epochs and trained and not past(deadline):
         members = [torch.from_numpy(predict(t.model, data, data.x_train)).to(dev) for t in trained]
         summary["ensemble_of_seeds"] = score(data.y_val, np.mean([predict(t.model, data, data.x_val) for t in trained], 0))
         teacher = torch.stack(members + ([base_teacher] if base_teacher is not None else [])).mean(0)
@@ -60,7 +59,7 @@ def _train_seeds(seeds: list[int], make, data: GpuData, recipe: Recipe, teacher,
                  after_each: Callable[[list[Trained]], None]) -> list[Trained]:
     trained: list[Trained] = []
     for seed in seeds:
-        if trained and _past(deadline):
+        if trained and past(deadline):
             log(f"deadline reached: seeds from {seed} on are not trained")
             break
         trained.append(train_model(f"seed{seed}", make, data, replace(recipe, seed=seed), teacher, deadline, log))
@@ -80,10 +79,6 @@ def _check_probs(weights: dict[str, np.ndarray], x: torch.Tensor, data: GpuData,
         return predict(model, data, x, fast=False)
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
-
-
-def _past(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() > deadline
 
 
 def _device_name(dev: torch.device) -> str:
