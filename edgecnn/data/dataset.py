@@ -108,6 +108,15 @@ def load_patches(
     if len(paths) > 1:
         return merge_patchsets([load_patches(p, border, strict, cache, progress, patch_size, workers) for p in paths])
     path = paths[0]
+    listing = _list(path, strict, progress)
+    key = _cache.cache_key(listing.fingerprint(), border, patch_size)
+    hit = _from_cache(key, path, strict) if cache else None
+    if hit is not None:
+        return hit
+    return _decode_source(path, listing, key, border, patch_size, strict, cache, progress, workers)
+
+
+def _list(path: Path, strict: bool, progress: bool) -> Listing:
     if progress:
         from rich.console import Console
 
@@ -117,48 +126,55 @@ def load_patches(
         listing = list_patches(path, strict=strict)
     if not listing.files:
         raise DataError(_nothing_found(path, listing.skipped))
-    key = _cache.cache_key(listing.fingerprint(), border, patch_size)
+    return listing
 
-    if cache:
-        hit = _cache.load(key)
-        if hit is not None:
-            arrays, report = hit
-            report = _restore_report(report, path, key)
-            if strict and report["n_skipped"]:
-                first = report["skipped"][0]
-                raise DataError(f"{path / first['file']}: {first['reason']} (strict mode; fix or remove the file)")
-            return PatchSet(report=report, **arrays)
 
+def _from_cache(key: str, path: Path, strict: bool) -> PatchSet | None:
+    hit = _cache.load(key)
+    if hit is None:
+        return None
+    arrays, report = hit
+    report = _restore_report(report, path, key)
+    if strict and report["n_skipped"]:
+        first = report["skipped"][0]
+        raise DataError(f"{path / first['file']}: {first['reason']} (strict mode; fix or remove the file)")
+    return PatchSet(report=report, **arrays)
+
+
+def _decode_source(path: Path, listing: Listing, key: str, border: str, patch_size: int, strict: bool,
+                   cache: bool, progress: bool, workers: int | None) -> PatchSet:
+    """Decode every listed file into the cache (written atomically: an interrupted run leaves none)."""
     t0 = time.perf_counter()
     writer = _cache.CacheWriter(key, len(listing.files), patch_size) if cache else None
     out = writer.images if writer else np.empty((len(listing.files), patch_size, patch_size, 3), np.uint8)
     try:
         kept, stats = _decode_all(listing, out, border, patch_size, strict, progress, workers)
+        files = [listing.files[i] for i in kept]
+        if not files:
+            raise DataError(_nothing_found(path, listing.skipped + stats["skipped"]))
     except BaseException:
         if writer:
             writer.abort()
         raise
-    files = [listing.files[i] for i in kept]
-    if not files:
-        if writer:
-            writer.abort()
-        raise DataError(_nothing_found(path, listing.skipped + stats["skipped"]))
-    arrays = {
-        "labels": np.array([f.label for f in files], dtype=np.int8),
-        "patients": np.array([f.patient for f in files], dtype=str),
-        "xs": np.array([f.x for f in files], dtype=np.int32),
-        "ys": np.array([f.y for f in files], dtype=np.int32),
-        "files": np.array([f.name for f in files], dtype=str),
-    }
+    arrays = _columns(files)
     report = _make_report(path, listing, files, stats, border, patch_size, key)
     report["decode_seconds"] = round(time.perf_counter() - t0, 3)
     if writer:
         final = writer.commit(len(files), arrays, report)
         images = np.load(final / "images.npy", mmap_mode="r")
     else:
-        images = out[: len(files)] if len(files) < len(out) else out
-    report = dict(report, from_cache=False)
-    return PatchSet(images=images, report=report, **arrays)
+        images = out[: len(files)]
+    return PatchSet(images=images, report=dict(report, from_cache=False), **arrays)
+
+
+def _columns(files: list[PatchFile]) -> dict[str, np.ndarray]:
+    return {
+        "labels": np.array([f.label for f in files], dtype=np.int8),
+        "patients": np.array([f.patient for f in files], dtype=str),
+        "xs": np.array([f.x for f in files], dtype=np.int32),
+        "ys": np.array([f.y for f in files], dtype=np.int32),
+        "files": np.array([f.name for f in files], dtype=str),
+    }
 
 
 def _decode_all(listing: Listing, out: np.ndarray, border: str, patch_size: int, strict: bool,
@@ -195,25 +211,31 @@ def _decode_all(listing: Listing, out: np.ndarray, border: str, patch_size: int,
             for ci, chunk in enumerate(pool.map(work, range(0, len(files), _CHUNK))):
                 for j, (d, reason) in enumerate(chunk):
                     i = ci * _CHUNK + j
-                    if reason is not None:
-                        if strict:
-                            raise DataError(f"{root / files[i].name}: {reason} (strict mode; fix or remove the file)")
-                        stats["skipped"].append({"file": files[i].name, "reason": reason})
-                        continue
-                    stats["sizes"][f"{d.width}x{d.height}"] += 1
-                    if d.padded or d.dropped:
-                        stats["smaller"] += 1
-                    if d.dropped:
-                        stats["dropped"] += 1
-                        continue
-                    stats["padded"] += int(d.padded)
-                    out[len(kept)] = d.image
-                    kept.append(i)
+                    if _keep(d, reason, root, files[i].name, strict, stats):
+                        out[len(kept)] = d.image
+                        kept.append(i)
                 bar.advance(len(chunk))
     finally:
         if zf is not None:
             zf.close()
     return kept, stats
+
+
+def _keep(d, reason: str | None, root: Path, name: str, strict: bool, stats: dict[str, Any]) -> bool:
+    """Count one decoded file into ``stats``; True when its image joins the set."""
+    if reason is not None:
+        if strict:
+            raise DataError(f"{root / name}: {reason} (strict mode; fix or remove the file)")
+        stats["skipped"].append({"file": name, "reason": reason})
+        return False
+    stats["sizes"][f"{d.width}x{d.height}"] += 1
+    if d.padded or d.dropped:
+        stats["smaller"] += 1
+    if d.dropped:
+        stats["dropped"] += 1
+        return False
+    stats["padded"] += int(d.padded)
+    return True
 
 
 def _decode_bar(total: int, enabled: bool):
