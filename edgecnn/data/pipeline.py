@@ -108,41 +108,12 @@ def make_dataset(
     e.g. (label, teacher probability) for distillation (edgecnn.train.losses).
     """
     labels = np.asarray(labels)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 (N, S, S, 3), got {images.dtype} {images.shape}")
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    if sample_weights is not None and len(sample_weights) != len(labels):
-        raise ValueError(f"{len(sample_weights)} sample weights for {len(labels)} labels")
-    idx = np.arange(len(labels), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
-    if len(idx) == 0:
-        raise ValueError("make_dataset: no patches to feed")
-    h, w = int(images.shape[1]), int(images.shape[2])
-    weights = None if sample_weights is None else np.asarray(sample_weights, dtype=np.float32)
-    if targets is not None:
-        targets = np.asarray(targets, dtype=np.float32)
-        if targets.ndim != 2 or len(targets) != len(labels):
-            raise ValueError(f"targets must be (N, K) for {len(labels)} labels, got {targets.shape}")
-
+    idx, weights, targets = _checked(images, labels, sample_weights, indices, targets)
     ds = tf.data.Dataset.from_tensor_slices(idx)
     if training:
         ds = ds.shuffle(len(idx), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-
-    gather = _gather_fn(images, labels, weights, targets)
-    out_types = [tf.uint8, tf.int32 if targets is None else tf.float32] + ([tf.float32] if weights is not None else [])
-
-    def load(batch_idx):
-        parts = tf.numpy_function(gather, [batch_idx], out_types, stateful=False)
-        parts[0].set_shape([None, h, w, 3])
-        parts[1].set_shape([None] if targets is None else [None, targets.shape[1]])
-        for p in parts[2:]:
-            p.set_shape([None])
-        x = tf.cast(parts[0], tf.float32) * SCALE + OFFSET
-        return (x, *parts[1:])
-
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
+    ds = _gathered(ds.batch(batch_size), images, labels, weights, targets)
+    h, w = int(images.shape[1]), int(images.shape[2])
     if training and augment:
         if h != w:
             raise ValueError(f"augmentation needs square patches, got {h}x{w}")
@@ -155,3 +126,40 @@ def make_dataset(
         ds = ds.map(lambda x, *rest: (tf.image.resize(x, [input_size, input_size]), *rest),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _checked(images: np.ndarray, labels: np.ndarray, sample_weights, indices, targets):
+    """The row indices, weights and targets as arrays, after checking they fit ``images``."""
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 (N, S, S, 3), got {images.dtype} {images.shape}")
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    if sample_weights is not None and len(sample_weights) != len(labels):
+        raise ValueError(f"{len(sample_weights)} sample weights for {len(labels)} labels")
+    idx = np.arange(len(labels), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+    if len(idx) == 0:
+        raise ValueError("make_dataset: no patches to feed")
+    weights = None if sample_weights is None else np.asarray(sample_weights, dtype=np.float32)
+    if targets is not None:
+        targets = np.asarray(targets, dtype=np.float32)
+        if targets.ndim != 2 or len(targets) != len(labels):
+            raise ValueError(f"targets must be (N, K) for {len(labels)} labels, got {targets.shape}")
+    return idx, weights, targets
+
+
+def _gathered(batches: "tf.data.Dataset", images: np.ndarray, labels: np.ndarray, weights, targets):
+    """Batches of row indices -> (x, y[, w]) with x = pixels scaled to [0, 1]."""
+    h, w = int(images.shape[1]), int(images.shape[2])
+    gather = _gather_fn(images, labels, weights, targets)
+    out_types = [tf.uint8, tf.int32 if targets is None else tf.float32] + ([tf.float32] if weights is not None else [])
+
+    def load(batch_idx):
+        parts = tf.numpy_function(gather, [batch_idx], out_types, stateful=False)
+        parts[0].set_shape([None, h, w, 3])
+        parts[1].set_shape([None] if targets is None else [None, targets.shape[1]])
+        for p in parts[2:]:
+            p.set_shape([None])
+        x = tf.cast(parts[0], tf.float32) * SCALE + OFFSET
+        return (x, *parts[1:])
+
+    return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
