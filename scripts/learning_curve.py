@@ -75,6 +75,8 @@ def prepare(args) -> None:
 
 
 def run_row(path: Path) -> dict:
+    if not (path / "history.json").is_file():
+        sys.exit(f"{path}: no history.json; give run folders of `edgecnn train` (a running one counts)")
     history = json.loads((path / "history.json").read_text())
     best = max(history, key=lambda e: e["val_balanced_accuracy"])
     train = json.loads((path / "split.json").read_text())["counts"]["train"]
