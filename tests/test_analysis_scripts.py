@@ -1,4 +1,5 @@
-"""scripts/learning_curve.py on the real patches: subset splits, the half-patches folder, the summary."""
+"""The analysis scripts on real patches: learning_curve.py (subset splits, the half-patches folder, the
+summary) and error_overlap.py (do models share their mistakes?)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,21 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture(scope="module")
-def lc():
-    spec = importlib.util.spec_from_file_location("learning_curve", Path(__file__).parents[1] / "scripts/learning_curve.py")
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / f"scripts/{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def lc():
+    return _script("learning_curve")
+
+
+@pytest.fixture(scope="module")
+def eo():
+    return _script("error_overlap")
 
 
 def test_subset_splits_keep_val_and_test_and_spread_over_idc_share(lc, idc_patches):
@@ -67,3 +77,34 @@ def test_summary_reports_the_epoch_the_run_kept(lc, tmp_path, capsys):
     assert (row["best_epoch"], row["val_balanced_accuracy"], row["val_roc_auc"], row["best_val_roc_auc"]) == (2, 0.83, 0.89, 0.90)
     lc.main(["summary", str(run), "--json"])
     assert json.loads(capsys.readouterr().out)[0]["train_patients"] == 8
+
+
+def test_overlap_counts_shared_errors(eo):
+    y = np.array([1, 1, 0, 0, 0, 1], dtype=np.int8)
+    a = np.array([1, 0, 0, 1, 1, 1], dtype=bool)      # wrong on 1, 3, 4
+    b = np.array([1, 0, 0, 1, 0, 0], dtype=bool)      # wrong on 1, 3, 5
+    r = eo.overlap(y, {"a": a, "b": b})
+    assert r["wrong_for_all"] == pytest.approx(2 / 6) and r["wrong_for_none"] == pytest.approx(2 / 6)
+    assert r["errors_shared_by_all"] == pytest.approx(2 / 4)
+    assert (r["shared_false_negatives"], r["shared_false_positives"]) == (1, 1)
+    assert r["pairwise_agreement_mean"] == pytest.approx(4 / 6)
+    assert r["agreement_with_labels_mean"] == pytest.approx(6 / 12)
+
+
+def test_error_overlap_of_two_real_models(eo, tiny_run, idc_data, idc_patches, tmp_path, capsys):
+    release = Path(__file__).parents[1] / "exported/release/basic_cnn-int8-qat.tflite"
+    split = tiny_run.path / "split.json"
+    eo.main([str(tiny_run.path), str(release), "--data", str(idc_data), "--split", str(split),
+             "--montage", str(tmp_path), "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert set(r["models"]) == {str(tiny_run.path), str(release)}
+    from edgecnn.data.split import Split
+
+    assert r["n_patches"] == len(idc_patches.indices_of(Split.load(split).val))
+    shared = r["shared_false_negatives"] + r["shared_false_positives"]
+    assert shared == round(r["wrong_for_all"] * r["n_patches"])
+    assert 0 < r["pairwise_agreement_min"] <= r["pairwise_agreement_mean"] <= 1
+    for name, n in (("shared-fn.png", r["shared_false_negatives"]), ("shared-fp.png", r["shared_false_positives"])):
+        assert (tmp_path / name).exists() == (n > 0)
+    with pytest.raises(SystemExit):
+        eo.main([str(release), "--data", str(idc_data), "--split", str(split)])   # one model: nothing to compare
