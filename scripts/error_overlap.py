@@ -38,6 +38,8 @@ def overlap(labels: np.ndarray, calls: dict[str, np.ndarray]) -> dict:
         "wrong_for_all": float(wrong.all(0).mean()),
         "wrong_for_none": float((~wrong.any(0)).mean()),
         "errors_shared_by_all": float(wrong.all(0).sum() / max(wrong.any(0).sum(), 1)),
+        # of one model's mistakes, the share that every other model makes too (mean over models)
+        "own_errors_shared_by_all": float(np.mean(wrong.all(0).sum() / np.maximum(wrong.sum(1), 1))),
         "pairwise_agreement_mean": float(np.mean(pairs)) if pairs else None,
         "pairwise_agreement_min": float(np.min(pairs)) if pairs else None,
         "agreement_with_labels_mean": float((~wrong).mean()),
@@ -103,8 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{t}: balanced accuracy {m['balanced_accuracy']:.4f} at {m['threshold']:.3f}, errors {m['error_rate']:.3f}")
     print(f"{r['n_patches']} {r['part']} patches: wrong for every model {r['wrong_for_all']:.3f} "
           f"({r['shared_false_negatives']} IDC called clear, {r['shared_false_positives']} clear called IDC), "
-          f"right for every model {r['wrong_for_none']:.3f}; {r['errors_shared_by_all']:.0%} of the patches "
-          f"some model gets wrong, every model gets wrong")
+          f"right for every model {r['wrong_for_none']:.3f}; of a model's mistakes, "
+          f"{r['own_errors_shared_by_all']:.0%} are made by every model")
     print(f"two models give the same label on {r['pairwise_agreement_mean']:.3f} of patches "
           f"(lowest pair {r['pairwise_agreement_min']:.3f}); a model and the labels on {r['agreement_with_labels_mean']:.3f}")
 

@@ -85,7 +85,7 @@ def test_overlap_counts_shared_errors(eo):
     b = np.array([1, 0, 0, 1, 0, 0], dtype=bool)      # wrong on 1, 3, 5
     r = eo.overlap(y, {"a": a, "b": b})
     assert r["wrong_for_all"] == pytest.approx(2 / 6) and r["wrong_for_none"] == pytest.approx(2 / 6)
-    assert r["errors_shared_by_all"] == pytest.approx(2 / 4)
+    assert r["errors_shared_by_all"] == pytest.approx(2 / 4) and r["own_errors_shared_by_all"] == pytest.approx(2 / 3)
     assert (r["shared_false_negatives"], r["shared_false_positives"]) == (1, 1)
     assert r["pairwise_agreement_mean"] == pytest.approx(4 / 6)
     assert r["agreement_with_labels_mean"] == pytest.approx(6 / 12)
