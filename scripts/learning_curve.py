@@ -43,13 +43,11 @@ def subset_splits(split: Split, stats: dict[str, tuple[int, int]], sizes: list[i
 def link_half(patches, train: set[str], out: Path, seed: int) -> int:
     """Symlink about half of each training patient's patches (all of the others) into ``out``."""
     rng = np.random.default_rng(seed)
-    root = Path(str(patches.report.get("source", ".")))
     kept = 0
-    for name, patient in zip(patches.files, patches.patients):
+    for src, patient in zip(_file_paths(patches), patches.patients):
         if patient in train and rng.random() >= 0.5:
             continue
         kept += patient in train
-        src = root / name  # a merged set's names are already full paths, and `/` keeps them
         dest = out.joinpath(*src.parts[-3:])  # <patient>/<label>/<file>, the Kaggle layout
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.exists():
@@ -57,11 +55,18 @@ def link_half(patches, train: set[str], out: Path, seed: int) -> int:
     return kept
 
 
+def _file_paths(patches) -> list[Path]:
+    if "sources" in patches.report:  # merged sources: each name already starts with its folder
+        return [Path(str(f)) for f in patches.files]
+    root = Path(str(patches.report["source"]))
+    return [root / str(f) for f in patches.files]
+
+
 def prepare(args) -> None:
-    split = Split.load(args.split)
-    patches = load_patches(args.data, progress=True)
     if args.half and any(str(d).endswith(".zip") for d in args.data):
         sys.exit("--half links files: unpack the zip first")
+    split = Split.load(args.split)
+    patches = load_patches(args.data, progress=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for n, sub in subset_splits(split, patches.patient_stats(), args.patients, args.seed).items():

@@ -66,6 +66,22 @@ def test_half_folder_links_half_of_training_patches_and_reads_back(lc, idc_patch
                                                                     & (ps.patients == back.patients[0]))[0]])
 
 
+def test_half_folder_from_two_relative_sources(lc, idc_data, idc_patches, tmp_path, monkeypatch):
+    from edgecnn.data import load_patches
+
+    counts = idc_patches.patient_stats()
+    a, b = sorted(counts, key=lambda p: -counts[p][0])[:2]
+    for folder, patient in (("src-a", a), ("src-b", b)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / patient).symlink_to(idc_data / patient)
+    monkeypatch.chdir(tmp_path)
+    merged = load_patches(["src-a", "src-b"], cache=False)             # names relative to the working folder
+    kept = lc.link_half(merged, {a}, tmp_path / "half", seed=0)
+    monkeypatch.chdir(Path(__file__).parent)                            # the links must not depend on it
+    back = load_patches(tmp_path / "half", cache=False)
+    assert len(back) == kept + counts[b][0] and 0.35 * counts[a][0] < kept < 0.65 * counts[a][0]
+
+
 def test_summary_reports_the_epoch_the_run_kept(lc, tmp_path, capsys):
     run = tmp_path / "lc-8"
     run.mkdir()
