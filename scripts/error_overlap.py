@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.data import load_patches
-from edgecnn.data.split import Split
 from edgecnn.metrics import binary_metrics
-from edgecnn.train.evaluate import predict_target
+from edgecnn.train.evaluate import predict_target, select_part
 
 
 def overlap(labels: np.ndarray, calls: dict[str, np.ndarray]) -> dict:
@@ -63,9 +62,7 @@ def montage(images: np.ndarray, rows: np.ndarray, path: Path, seed: int = 0, n: 
 
 
 def analyse(targets: list[str], data: list[str], split: str, part: str, montage_dir: str | None) -> dict:
-    patches = load_patches(data, progress=True)
-    ids = Split.load(split).parts()[part]
-    patches = patches.select(sorted(set(ids) & set(patches.patient_ids)))
+    patches = select_part(load_patches(data, progress=True), split, part)
     models, calls = {}, {}
     for t in targets:
         p, thr, _ = predict_target(t, patches.images)

@@ -87,7 +87,7 @@ def evaluate(target: str | Path, data: str | Path, threshold: float | None = Non
     patches = load_patches(data, border=border, progress=progress)
     warnings: list[str] = []
     if split is not None:
-        patches = _select_part(patches, split, part)
+        patches = select_part(patches, split, part)
     else:
         warnings += _trained_patient_warning(target, patches)
     if len(patches) == 0:
@@ -111,7 +111,8 @@ def _split_file(where: str | Path) -> Path:
     return p / "split.json" if p.is_dir() else p
 
 
-def _select_part(patches, split: str | Path, part: str):
+def select_part(patches, split: str | Path, part: str):
+    """The patches of ``split``'s ``part`` patients (a split.json, or a run folder holding one)."""
     from edgecnn.data.split import Split
 
     f = _split_file(split)
