@@ -177,6 +177,8 @@ def evaluate_cmd(
     split: Optional[Path] = typer.Option(None, "--split", help="split.json, or a run folder holding one: score only its --part patients (the honest number). Without it every patch is scored."),
     part: str = typer.Option("test", "--part", help="Which part of --split: test, val or train."),
     tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: mean over the 8 rotations/mirrors of each patch (8× the compute)."),
+    context: bool = typer.Option(False, "--context", help="Also score field-level: each patch with its neighbours (same patient, from the x/y in the file names) through the artifact's context stage; results under \"context\" in --json."),
+    context_from: Optional[Path] = typer.Option(None, "--context-from", help="With --context: the stage from this JSON (context show --json, or a manifest) instead of the target's manifest."),
     border: str = typer.Option("pad", help="Border patches smaller than 50×50: pad or drop."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Load an artifact even if its sha256 differs from the manifest."),
     json_out: Optional[str] = typer.Option(None, "--json", help=JSON_HELP),
@@ -194,11 +196,15 @@ def evaluate_cmd(
     try:
         data = resolve_data(data, allow_download=False, allow_synthetic=False).spec
         m = evaluate(target, data, threshold=threshold, qat=qat, runtime=runtime, border=border, progress=not quiet,
-                     verify=not no_verify, split=split, part=part, tta=tta)
+                     verify=not no_verify, split=split, part=part, tta=tta, context=context or context_from is not None,
+                     context_from=context_from)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         fail(str(e))
+    scored = f"{target} on {data}" + (f" ({m['split']['part']} patients of {m['split']['file']})" if m["split"] else "")
     if json_out != "-":
-        Console().print(metrics_table(f"{target} on {data}", m))
+        Console().print(metrics_table(f"patch-level: {scored}", m))
+        if m.get("context"):
+            Console().print(metrics_table(f"field-level ({m['context']['stage']['describe']}): {scored}", m["context"]))
     for w in m["warnings"]:
         err.print(f"[yellow]warning:[/] {escape(w)}")
     source = m["model"].get("threshold_from", "")
@@ -210,6 +216,7 @@ def evaluate_cmd(
 def _register_subcommands() -> None:
     """Commands that live beside their library code (each module keeps TensorFlow imports lazy)."""
     from edgecnn.bench.cli import bench
+    from edgecnn.context.cli import app as context_app
     from edgecnn.data.cli import app as data_app
     from edgecnn.demo import demo
     from edgecnn.export.cli import export, quantize
@@ -217,6 +224,7 @@ def _register_subcommands() -> None:
 
     data_app.command("mosaic")(mosaic_command)
     app.add_typer(data_app, name="data")
+    app.add_typer(context_app, name="context")
     app.command("quantize")(quantize)
     app.command("export")(export)
     app.command("bench")(bench)

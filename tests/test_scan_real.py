@@ -61,7 +61,7 @@ def test_scan_matches_per_patch_classification(mosaic, scan_backend, per_patch):
     assert r.tissue_tiles == len(mosaic.tiles)
     assert r.positive_tiles == int((p_ref >= thr).sum())
     assert r.positive_share == pytest.approx(r.positive_tiles / r.tissue_tiles)
-    assert set(r.timing) == {"prepare", "mask", "tiling", "inference", "total"}
+    assert set(r.timing) == {"prepare", "mask", "tiling", "inference", "context", "total"}
 
 
 def test_overlapping_stride_averages_tiles(mosaic, scan_backend):

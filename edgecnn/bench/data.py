@@ -24,6 +24,8 @@ class EvalData:
     n_available: int              # patches in the sources, before --split and --limit
     split: str | None = None
     patients: np.ndarray | None = None
+    xs: np.ndarray | None = None  # slide x/y of each patch (Kaggle file names): the context stage's neighbours
+    ys: np.ndarray | None = None
 
 
 def load_eval_data(data: Any, limit: int | None = None, split: str | Path | None = None, seed: int = 0,
@@ -36,7 +38,7 @@ def load_eval_data(data: Any, limit: int | None = None, split: str | Path | None
     ``limit``: a seeded random subset of that many patches (the same subset every run).
     ``progress``: show the decoding bar of a Kaggle folder read for the first time.
     """
-    images, labels, patients, source = _read(data, progress)
+    images, labels, patients, source, coords = _read(data, progress)
     images = np.asarray(images)
     labels = np.asarray(labels).astype(np.int64).ravel()
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) != len(labels):
@@ -49,16 +51,19 @@ def load_eval_data(data: Any, limit: int | None = None, split: str | Path | None
     if idx.size != n_available:
         images, labels = images[idx], labels[idx]
         patients = None if patients is None else patients[idx]
-    return EvalData(np.ascontiguousarray(images), labels, source, n_available, split_note, patients)
+        coords = None if coords is None else (coords[0][idx], coords[1][idx])
+    xs, ys = coords if coords is not None and patients is not None else (None, None)
+    return EvalData(np.ascontiguousarray(images), labels, source, n_available, split_note, patients, xs, ys)
 
 
-def _read(data: Any, progress: bool = False) -> tuple[Any, Any, Any, str]:
-    """(images, labels, patients or None, source text)."""
+def _read(data: Any, progress: bool = False) -> tuple[Any, Any, Any, str, Any]:
+    """(images, labels, patients or None, source text, (xs, ys) or None)."""
     if isinstance(data, tuple) and len(data) == 2:
-        return data[0], data[1], None, "arrays"
+        return data[0], data[1], None, "arrays", None
     if hasattr(data, "images") and hasattr(data, "labels"):
         source = str((getattr(data, "report", None) or {}).get("source", "PatchSet"))
-        return data.images, data.labels, getattr(data, "patients", None), source
+        coords = (data.xs, data.ys) if hasattr(data, "xs") else None
+        return data.images, data.labels, getattr(data, "patients", None), source, coords
     if data is None or (isinstance(data, (list, tuple)) and not data):
         raise BenchError("no evaluation data: pass --data PATH (Kaggle-layout IDC folder or zip, or an .npz "
                          "with 'images' and 'labels'), or set EDGECNN_DATA")
@@ -69,13 +74,16 @@ def _read(data: Any, progress: bool = False) -> tuple[Any, Any, Any, str]:
         from edgecnn.data import load_patches
 
         ps = load_patches(kaggle[0] if len(kaggle) == 1 else kaggle, progress=progress)
-        parts.append((ps.images, ps.labels, ps.patients))
+        parts.append((ps.images, ps.labels, ps.patients, (ps.xs, ps.ys)))
     images = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
     labels = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
     with_ids = all(p[2] is not None for p in parts)
     patients = (parts[0][2] if len(parts) == 1 else np.concatenate([np.asarray(p[2]).astype(str) for p in parts])) \
         if with_ids else None
-    return images, labels, patients, os.pathsep.join(map(str, paths))
+    coords = None
+    if all(len(p) > 3 for p in parts):   # .npz files carry no coordinates
+        coords = tuple(np.concatenate([p[3][i] for p in parts]) for i in (0, 1))
+    return images, labels, patients, os.pathsep.join(map(str, paths)), coords
 
 
 def _paths(data: Any) -> list[Path]:

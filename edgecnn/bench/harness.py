@@ -246,8 +246,9 @@ def _metrics(labels: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, A
 
 
 def score_rows(rows: list[dict[str, Any]], probs: dict[int, np.ndarray], labels: np.ndarray,
-               tolerance: float) -> None:
-    """Metrics at each row's threshold, then references, agreement and gate floors."""
+               tolerance: float, ev: EvalData | None = None) -> None:
+    """Metrics at each row's threshold, then references, agreement and gate floors; with patch
+    coordinates in ``ev``, also the field-level metrics of each artifact's context stage."""
     for row in rows:
         if row["runtime"] == "keras" and row["threshold"] is None:
             # The Keras threshold: its run's, else the artifacts' of the same model, else 0.5.
@@ -256,7 +257,24 @@ def score_rows(rows: list[dict[str, Any]], probs: dict[int, np.ndarray], labels:
     for i, row in enumerate(rows):
         if i in probs:
             row.update(_metrics(labels, probs[i], row["threshold"]))
+            row["context"] = _field_metrics(row, probs[i], ev)
     score_against(rows, probs, tolerance)
+
+
+def _field_metrics(row: dict[str, Any], p: np.ndarray, ev: EvalData | None) -> dict[str, Any] | None:
+    """Balanced accuracy and AUC with neighbours (the artifact's context stage), or None."""
+    if ev is None or ev.xs is None or row["runtime"] == "keras":
+        return None
+    from edgecnn.context import field_probs_of_patches
+    from edgecnn.context.load import stage_of_artifact
+
+    stage = stage_of_artifact(row["artifact"])
+    if stage is None:
+        return None
+    q, cover = field_probs_of_patches(stage, p, ev.patients, ev.xs, ev.ys)
+    m = binary_metrics(ev.labels, q, stage.threshold)
+    return {"balanced_accuracy": m["balanced_accuracy"], "roc_auc": m["roc_auc"], "threshold": stage.threshold,
+            "stage": stage.describe(), "with_neighbours": cover["with_neighbours"], "n_patches": int(len(q))}
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -368,7 +386,7 @@ def run_bench(
         measure_rounds(row_runs, files, opts, Path(tmp), progress)
     rows = [make_row(run, ev, bs) for run in row_runs]
     probs = {i: run.probs for i, run in enumerate(row_runs) if run.probs is not None}
-    score_rows(rows, probs, ev.labels, tolerance)
+    score_rows(rows, probs, ev.labels, tolerance, ev)
     failures = apply_gate(rows, min_bac, max_drop)
     warnings = collect_warnings(rows, ignored, _training_overlap(ev, split, paths))
     extra = {"runtimes": list(runtimes) if runtimes else None, "min_bac": min_bac, "tolerance": tolerance,

@@ -53,6 +53,7 @@ class Col:
     left: bool = False
     compact: bool = True
     hide_rank: int = 0    # hidden first when the terminal is narrow (higher = earlier); 0 = never
+    optional: bool = False   # left out when no row has a value (field-level scores need a context stage)
 
 
 COLUMNS = (
@@ -62,6 +63,8 @@ COLUMNS = (
     Col("precision", _precision, left=True, hide_rank=2),
     Col("BAC", lambda r: _f(r.get("balanced_accuracy"), ".4f")),
     Col("Δ float", _delta, hide_rank=3),
+    Col("field BAC", lambda r: _f((r.get("context") or {}).get("balanced_accuracy"), ".4f"), hide_rank=7, optional=True),
+    Col("field AUC", lambda r: _f((r.get("context") or {}).get("roc_auc"), ".4f"), compact=False, optional=True),
     Col("acc", lambda r: _f(r.get("accuracy"), ".4f"), compact=False),
     Col("F1", lambda r: _f(r.get("f1"), ".4f"), compact=False),
     Col("AUC", lambda r: _f(r.get("roc_auc"), ".4f"), compact=False),
@@ -80,8 +83,9 @@ COLUMNS = (
 )
 
 
-def columns(wide: bool) -> list[Col]:
-    return [c for c in COLUMNS if wide or c.compact]
+def columns(wide: bool, rows: list[dict] | None = None) -> list[Col]:
+    return [c for c in COLUMNS if (wide or c.compact)
+            and not (c.optional and rows is not None and all(c.cell(r) == "–" for r in rows))]
 
 
 def _widths(cols: list[Col], rows: list[dict]) -> list[int]:
@@ -95,7 +99,7 @@ def fit_columns(rows: list[dict], width: int | None, wide: bool = False) -> tupl
     second line (down to MIN_ARTIFACT); then Δ float, precision and threads go. The wide table
     hides nothing: it is printed at its full width.
     """
-    cols = columns(wide)
+    cols = columns(wide, rows)
     if width is None or wide:
         return cols, _widths(cols, rows), []
     hidden: list[str] = []
@@ -183,7 +187,7 @@ def write_report_json(result: dict[str, Any], path: str | Path) -> Path:
 
 def markdown(result: dict[str, Any]) -> str:
     m, d, cfg = result["machine"], result["data"], result["config"]
-    cols = columns(True)
+    cols = columns(True, result["rows"])
     esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
     gate = (f"recorded test score − {cfg.get('tolerance')} (else the float reference's), drop vs float <= "
             f"{cfg.get('max_drop')}" + (f", balanced accuracy >= {cfg['min_bac']}" if cfg.get("min_bac") is not None else ""))

@@ -204,3 +204,24 @@ def split_from_files(
         info[f"{name}_from_train"] = n_take
     method = "files" if not any(k.endswith("_from_train") for k in info) else "files+stratified"
     return Split(parts["train"], parts["val"], parts["test"], method=method, seed=seed, info=info).check_disjoint()
+
+
+def fold_splits(split: Split, stats: dict[str, tuple[int, int]], k: int, seed: int = 0) -> list[Split]:
+    """``k`` splits that each hold out one fold of ``split``'s training patients as their test part.
+
+    Folds are dealt like ``patient_split`` (stratified by IDC share); validation stays ``split``'s, so
+    a fold model chooses its epoch on the same patients as the release. Every training patient is
+    in exactly one fold's test part: the fold models' outputs on it are out-of-fold.
+    """
+    if not 2 <= k <= len(split.train):
+        raise DataError(f"k={k} folds need 2 to {len(split.train)} training patients per fold set")
+    missing = sorted(set(split.train) - set(stats))
+    if missing:
+        raise DataError(f"{len(missing)} training patients of the split are not in the data (e.g. {missing[:3]}); "
+                        "pass the data the split was made from")
+    order = stratified_order({p: stats[p] for p in split.train}, seed)
+    n = len(order)
+    folds = deal(order, {str(i): n // k + (1 if i < n % k else 0) for i in range(k)})
+    return [Split(sorted(set(split.train) - set(f)), split.val, f, method=f"fold {i + 1}/{k}", seed=seed,
+                  info={"folds": k}).check_disjoint()
+            for i, f in ((int(i), f) for i, f in folds.items())]

@@ -51,7 +51,13 @@ def scan(
         help="Pixels between tile corners. Default: the model's patch size (50): non-overlapping tiles. "
              "Smaller = overlapping tiles, averaged in the heat map.")] = None,
     threshold: Annotated[Optional[float], typer.Option(
-        help="IDC probability at or above which a tile counts as positive. Default: the model's own (manifest).")] = None,
+        help="IDC probability at or above which a tile counts as positive. Default: the model's own (manifest), "
+             "or its context stage's.")] = None,
+    no_context: Annotated[bool, typer.Option("--no-context", help="Classify each tile alone (patch-level). By default "
+                                             "the model's context stage (in its manifest) turns tile probabilities into "
+                                             "field-level ones from their neighbours.")] = False,
+    context_from: Annotated[Optional[Path], typer.Option("--context-from", help="Run the context stage in this JSON "
+                                                         "(`edgecnn context show --json`) instead of the model's.")] = None,
     rescale: Annotated[float, typer.Option(
         help="Resize factor applied to each frame before tiling, to match the dataset's scale "
              "(~2.5x apparent magnification, ~4 um/px; e.g. 0.25 for a 10x frame at 1 um/px).")] = 1.0,
@@ -99,7 +105,8 @@ def scan(
     slides, inputs = _slide_inputs(inputs, max_pixels)
     if mpp is not None and rescale == 1.0:
         rescale = mpp / 4.0
-    scanner = _load_scanner(model, threads, batch_size, min_tissue, rescale, threshold, edge, no_verify)
+    scanner = _load_scanner(model, threads, batch_size, min_tissue, rescale, threshold, edge, no_verify,
+                            None if no_context else (context_from or "auto"), stride)
     streaming = camera is not None or watch_dir is not None or any(_is_video(p) for p in inputs or [])
     to_stdout = json_out == "-"
     run = Run(scanner, out, json_out, quiet, err if to_stdout else Console(), streaming)
@@ -108,6 +115,9 @@ def scan(
         run.console.print(f"model {d['model']} ({d['runtime']}, {d['threads'] or 'default'} threads, batch {d['batch_size']}"
                           f"{', device profile ' + d['profile'] if d['profile'] else ''})  tile {d['tile_size']}px  "
                           f"threshold {d['threshold']:.3f}", highlight=False)
+        run.console.print(f"context: {scanner.context.describe()} (field-level; --no-context for tiles alone)"
+                          if scanner.context is not None else f"context: {scanner.context_notice or 'off (--no-context)'}",
+                          highlight=False)
     if slides:
         _run_slides(run, slides, mpp, level, resume, checkpoint_every)
         if not (inputs or camera is not None or watch_dir is not None):
@@ -176,13 +186,17 @@ def _check_args(inputs, camera, watch_dir, policy) -> None:
         fail(f"--policy must be 'newest' or 'all', not {policy!r}")
 
 
-def _load_scanner(model, threads, batch_size, min_tissue, rescale, threshold, edge, no_verify):
+def _load_scanner(model, threads, batch_size, min_tissue, rescale, threshold, edge, no_verify, context="auto",
+                  stride=None):
     from edgecnn.scan.model import ModelNotFound
     from edgecnn.scan.scanner import Scanner
 
     try:
-        return Scanner(model, threads=threads, batch_size=batch_size, tissue_threshold=min_tissue, rescale=rescale,
-                       threshold=threshold, edge=edge, verify=not no_verify)
+        scanner = Scanner(model, threads=threads, batch_size=batch_size, tissue_threshold=min_tissue, rescale=rescale,
+                          threshold=threshold, edge=edge, verify=not no_verify, context=context)
+        if scanner.context is not None and stride is not None:
+            scanner.context.check_geometry(scanner.tile_size, stride, f"--stride {stride}")
+        return scanner
     except (ModelNotFound, ValueError, OSError, ImportError) as e:
         fail(str(e))
 

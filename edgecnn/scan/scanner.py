@@ -50,8 +50,10 @@ class ScanResult:
     grid: Grid
     threshold: float
     rescale: float = 1.0
-    timing: dict[str, float] = field(default_factory=dict)   # ms: prepare, tiling, mask, inference, total
+    timing: dict[str, float] = field(default_factory=dict)   # ms: prepare, tiling, mask, inference, context, total
     source: str | None = None
+    patch_prob_map: np.ndarray | None = None   # the tile model's own probabilities when a context stage ran
+    context: str | None = None                 # the stage that made prob_map field-level (None: patch-level)
 
     @property
     def tile_size(self) -> int:
@@ -126,6 +128,7 @@ class ScanResult:
             "positive_tiles": self.positive_tiles,
             "positive_share": self.positive_share,
             "threshold": self.threshold,
+            "context": self.context,
             "ms_per_frame": self.ms_per_frame,
             "timing_ms": dict(self.timing),
             "tile_size": self.tile_size,
@@ -152,13 +155,16 @@ class Scanner:
     ``profile``: with no ``model``, the device profile ``edgecnn tune`` wrote ("auto": the default
     path when it exists and was made on this machine; a path; None: ignore it) picks the artifact,
     runtime, threads and batch size, each only where the caller gave none.
+    ``context``: "auto" runs the stage the artifact's manifest carries (patch-level, with
+    ``context_notice`` set, when it carries none); a ContextStage or a JSON path runs that one;
+    None runs patch-level. Then ``prob_map`` and ``threshold`` are field-level.
     """
 
     def __init__(self, model: Any = None, threads: int | None = None, batch_size: int | None = None,
                  tissue_threshold: float = MIN_TISSUE, rescale: float = 1.0, *,
                  threshold: float | None = None, edge: str = "drop", white_level: int = WHITE_LEVEL,
                  black_level: int = BLACK_LEVEL, runtime: str | None = None, verify: bool = True,
-                 profile: Any = "auto"):
+                 profile: Any = "auto", context: Any = "auto"):
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
         if not 0.0 <= tissue_threshold <= 1.0:
@@ -174,7 +180,9 @@ class Scanner:
         self.batch_size = batch_size or DEFAULT_BATCH
         self.tissue_threshold = float(tissue_threshold)
         self.rescale = float(rescale)
-        self.threshold = float(self.backend.threshold if threshold is None else threshold)
+        self.context, self.context_notice = resolve_context(context, self.backend)
+        default = self.context.threshold if self.context is not None else self.backend.threshold
+        self.threshold = float(default if threshold is None else threshold)
         self.edge = edge
         self.white_level = int(white_level)
         self.black_level = int(black_level)
@@ -185,20 +193,30 @@ class Scanner:
         b = self.backend
         return {"model": str(getattr(b, "path", b)), "runtime": getattr(b, "runtime", None),
                 "threads": getattr(b, "threads", None), "batch_size": self.batch_size, "threshold": self.threshold,
-                "tile_size": self.tile_size, "profile": str(self.profile) if self.profile else None}
+                "tile_size": self.tile_size, "profile": str(self.profile) if self.profile else None,
+                "context": self.context.to_dict() if self.context is not None else None}
 
     @property
     def tile_size(self) -> int:
         return int(self.backend.input_size)
 
     def scan(self, image: Any, stride: int | None = None, origin: tuple[int, int] = (0, 0),
-             source: str | None = None) -> ScanResult:
+             source: str | None = None, context: bool = True) -> ScanResult:
         """Scan one frame (path, PIL image or array). ``stride`` defaults to the tile size;
-        ``origin`` (x, y) shifts the tile grid, e.g. to align it with a slide's patch grid."""
+        ``origin`` (x, y) shifts the tile grid, e.g. to align it with a slide's patch grid.
+        ``context=False`` skips the context stage for this frame (a slide band: the stage runs once
+        over the whole slide's grid, see ``field_map``)."""
         if source is None and not hasattr(image, "shape") and not hasattr(image, "mode"):
             source = str(image)
         frame = as_rgb8(image, name=source or "image")
-        return self._scan_frame(frame, stride, origin, source)
+        return self._scan_frame(frame, stride, origin, source, context)
+
+    def field_map(self, probs: np.ndarray, tissue: np.ndarray, stride: int) -> np.ndarray:
+        """Field-level probabilities of a tile grid (the input itself without a context stage)."""
+        if self.context is None:
+            return probs
+        self.context.check_geometry(self.tile_size, stride, "this scan")
+        return self.context.field_probs(probs, tissue).astype(np.float32)
 
     def scan_frames(self, frames: Iterable[Any], stride: int | None = None,
                     origin: tuple[int, int] = (0, 0)) -> Iterator[ScanResult]:
@@ -207,7 +225,7 @@ class Scanner:
             yield self.scan(frame, stride=stride, origin=origin)
 
     def _scan_frame(self, frame: np.ndarray, stride: int | None, origin: tuple[int, int],
-                    source: str | None) -> ScanResult:
+                    source: str | None, context: bool = True) -> ScanResult:
         t0 = time.perf_counter()
         size = self.tile_size
         stride = size if stride is None else int(stride)
@@ -229,11 +247,39 @@ class Scanner:
         if rr.size:
             probs[rr, cc] = self.backend.predict(batch, batch_size=self.batch_size)
         t4 = time.perf_counter()
+        stage = self.context if context else None
+        field_probs = self.field_map(probs, tissue, stride) if stage is not None else probs
+        t5 = time.perf_counter()
         timing = {
             "prepare": (t1 - t0) * 1e3,
             "mask": (t2 - t1) * 1e3,
             "tiling": (t3 - t2) * 1e3,
             "inference": (t4 - t3) * 1e3,
-            "total": (t4 - t0) * 1e3,
+            "context": (t5 - t4) * 1e3,
+            "total": (t5 - t0) * 1e3,
         }
-        return ScanResult(probs, tissue, frac, grid, self.threshold, self.rescale, timing, source)
+        threshold = self.threshold if stage is not None or self.context is None else float(self.backend.threshold)
+        return ScanResult(field_probs, tissue, frac, grid, threshold, self.rescale, timing, source,
+                          patch_prob_map=probs if stage is not None else None,
+                          context=stage.describe() if stage is not None else None)
+
+
+def resolve_context(context: Any, backend: Any):
+    """(stage or None, notice or None) for ``Scanner(context=...)``."""
+    from edgecnn.context import ContextStage
+    from edgecnn.context.load import stage_of_file, stage_of_manifest
+
+    if context is None or context is False:
+        return None, None
+    if isinstance(context, ContextStage):
+        stage = context
+    elif context == "auto":
+        name = str(getattr(backend, "path", "the model"))
+        stage = stage_of_manifest(getattr(backend, "manifest", None), name)
+        if stage is None:
+            return None, (f"{name} carries no context stage: tiles are classified alone (patch-level); "
+                          "`edgecnn context fit` adds one")
+    else:
+        stage = stage_of_file(context)
+    stage.check_geometry(int(backend.input_size), stage.stride, "the model")
+    return stage, None

@@ -97,6 +97,9 @@ def scan_slide(reader, scanner, out: str | Path, *, resume: bool = False, band_r
         _scan_bands(reader, scanner, state, start_y, elapsed0, band_rows, ck_path, fp, progress, checkpoint_s)
     finally:
         scanner.rescale = rescale
+    # Bands are scanned tile by tile; the context stage runs once over the whole slide's grid, so
+    # tiles on a band's edge see their neighbours in the next band (the checkpoint keeps the tiles').
+    state.probs = scanner.field_map(state.probs, state.tissue, tile)
     seconds = elapsed0 + time.perf_counter() - t0
     summary = _summary(reader, scanner, state, seconds, start_y)
     summary["outputs"] = write_outputs(reader, scanner, state, out, stem, summary)
@@ -117,7 +120,7 @@ def _scan_bands(reader, scanner, state: SlideState, start_y: int, elapsed0: floa
         if r0 >= rows:
             break
         band = frame.image[:min(band_rows, rows - r0) * tile] if edge == "drop" else frame.image
-        res = scanner.scan(band, stride=tile, source=frame.name)
+        res = scanner.scan(band, stride=tile, source=frame.name, context=False)
         n = res.prob_map.shape[0]
         state.probs[r0:r0 + n], state.tissue[r0:r0 + n], state.frac[r0:r0 + n] = \
             res.prob_map, res.tissue_mask, res.tissue_fraction
@@ -148,6 +151,7 @@ def _summary(reader, scanner, state: SlideState, seconds: float, resumed_from_y:
         "mpp_assumed": assumed, "rows": int(state.probs.shape[0]), "cols": int(state.probs.shape[1]),
         "tiles": int(state.probs.size), "tissue_tiles": tissue_n, "positive_tiles": pos_n,
         "idc_share": pos_n / tissue_n if tissue_n else 0.0, "threshold": scanner.threshold,
+        "context": scanner.context.describe() if scanner.context is not None else None,
         "tissue_area_mm2": float(state.frac[state.tissue].sum()) * tile_mm2,
         "idc_area_mm2": float(state.frac[positive].sum()) * tile_mm2, "tile_mm2": tile_mm2,
         "seconds": seconds, "tiles_per_s": tissue_n / seconds if seconds > 0 else None,

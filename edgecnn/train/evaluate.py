@@ -73,17 +73,20 @@ def keras_threshold(path: Path) -> tuple[float, str]:
 def evaluate(target: str | Path, data: str | Path, threshold: float | None = None, qat: bool = False,
              runtime: str | None = None, border: str = "pad", progress: bool = False,
              verify: bool = True, split: str | Path | None = None, part: str = "test",
-             tta: bool = False) -> dict[str, Any]:
+             tta: bool = False, context: bool = False, context_from: str | Path | None = None) -> dict[str, Any]:
     """Metrics of ``target`` on ``data`` (one or several sources, see load_patches).
 
     ``split`` (a split.json or a run folder holding one) keeps only its ``part`` patients.
     Without it every patch is scored, and ``m["warnings"]`` says when some belong to patients
     the model trained on (found through the run's or the artifact folder's split.json).
+    ``context`` adds the field-level metrics (same names) under ``m["context"]``: the stage from
+    ``context_from`` or the target's manifest, neighbours from the patches' x/y.
     """
     from edgecnn.data import load_patches
 
     if not Path(target).exists():
         raise FileNotFoundError(f"{target}: no such run folder or model file")
+    stage = context_stage(target, context_from) if context else None
     patches = load_patches(data, border=border, progress=progress)
     warnings: list[str] = []
     if split is not None:
@@ -103,10 +106,45 @@ def evaluate(target: str | Path, data: str | Path, threshold: float | None = Non
     m["model"] = desc
     m["skipped_files"] = patches.report.get("n_skipped", 0)
     m["warnings"] = warnings
+    if stage is not None:
+        m["context"] = field_metrics(stage, p, patches)
+        warnings += m["context"].pop("warnings")
     return m
 
 
-def _split_file(where: str | Path) -> Path:
+def context_stage(target: str | Path, context_from: str | Path | None):
+    """The stage ``--context`` scores with; a clear error when there is none."""
+    from edgecnn.context.load import stage_of_artifact, stage_of_file
+
+    if context_from is not None:
+        return stage_of_file(context_from)
+    t = Path(target)
+    stage = stage_of_artifact(t) if t.is_file() and t.suffix in SUFFIX_RUNTIME else None
+    if stage is None:
+        raise ValueError(f"{target}: carries no context stage; fit one with `edgecnn context fit {target} "
+                         "--data … --split …`, or pass --context-from FILE")
+    return stage
+
+
+def field_metrics(stage, p: np.ndarray, patches) -> dict[str, Any]:
+    """Field-level metrics of patch probabilities ``p`` (the same names as the patch-level ones)."""
+    from edgecnn.context import field_probs_of_patches
+
+    q, cover = field_probs_of_patches(stage, p, patches.patients, patches.xs, patches.ys, patches.files)
+    m = binary_metrics(patches.labels, q, stage.threshold)
+    m.update(patient_report(patches.labels, q, patches.patients, stage.threshold))
+    m["stage"] = {**stage.to_dict(), "describe": stage.describe()}
+    m["stage"].pop("meta", None)
+    m["neighbours"] = cover
+    m["warnings"] = []
+    alone = cover["without_coordinates"] + cover["off_grid"]
+    if alone:
+        m["warnings"].append(f"context: {alone} of {cover['patches']} patches have no usable x/y (no coordinates "
+                             "or off the patient's grid) and were scored without neighbours")
+    return m
+
+
+def split_file(where: str | Path) -> Path:
     p = Path(where)
     return p / "split.json" if p.is_dir() else p
 
@@ -115,7 +153,7 @@ def select_part(patches, split: str | Path, part: str):
     """The patches of ``split``'s ``part`` patients (a split.json, or a run folder holding one)."""
     from edgecnn.data.split import Split
 
-    f = _split_file(split)
+    f = split_file(split)
     if not f.exists():
         raise FileNotFoundError(f"--split {split}: no split.json there (a run folder or exported/release has one)")
     ids = Split.load(f).parts().get(part)
@@ -133,7 +171,7 @@ def _trained_patient_warning(target: str | Path, patches) -> list[str]:
     from edgecnn.data.split import Split
 
     t = Path(target)
-    f = _split_file(t) if t.is_dir() else t.parent / "split.json"
+    f = split_file(t) if t.is_dir() else t.parent / "split.json"
     if not f.exists():
         return []
     try:
