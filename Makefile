@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PYTHON ?= python3
 DEMO_OUT ?= demo-out
 
-.PHONY: setup demo test bench release clean
+.PHONY: setup setup-all demo test test-all bench release clean
 
 setup: $(VENV)/.installed
 
@@ -14,13 +14,28 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+## setup-all: also PyTorch ([gpu-train], ~5 GB with its CUDA libraries) for edgecnn.torchtrain's tests
+setup-all: $(VENV)/.installed-all
+
+$(VENV)/.installed-all: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev,gpu-train]'
+	touch $@
+
 ## demo: data → train → quantize → export → bench → scan, on $$EDGECNN_DATA (else a Kaggle download: kagglehub
 ##       is in [dev], credentials in ~/.kaggle/kaggle.json; else synthetic). Reruns reuse finished steps.
 demo: setup
 	$(VENV)/bin/edgecnn demo --out $(DEMO_OUT)
 
-## test: the test suite (real data when EDGECNN_DATA is set); pytest's "no tests" (5) is not a failure
+## test: the test suite (real data when EDGECNN_DATA is set); PyTorch's tests skip, saying why
+## test-all: the same with PyTorch installed, so edgecnn.torchtrain is tested too (what CI runs)
+## pytest's "no tests" (5) is not a failure
 test: setup
+	@$(MAKE) --no-print-directory _pytest
+
+test-all: setup-all
+	@$(MAKE) --no-print-directory _pytest
+
+_pytest:
 	@set +e; $(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 

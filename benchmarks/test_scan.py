@@ -5,6 +5,7 @@ Targets (issues 5 and 12; checked here, reported in extra_info and printed, neve
 - a real field of view of a test patient (14082, never trained on: 221 tissue patches of 798 tiles):
   overlay ≤ 10 ms; scan + overlay ≤ 100 ms, steady state; by thread count ($EDGECNN_SCAN_THREADS,
   comma list, default 1,2);
+- the context stage (field-level probabilities from neighbours) on a 1080p frame's grid: ≤ 2 ms;
 - a 30-frame 1080p video through the live pipeline (decode → scan → overlay + mp4 encode on three
   threads): delivered fps ≥ 0.9 / (mean time of the slowest stage).
 The per-pixel overlay (the reference picture) and the fast one are timed in interleaved rounds in
@@ -163,11 +164,25 @@ def test_scan_plus_overlay_real_field(benchmark, field, threads):
     benchmark.group = "1080p scan + overlay, real field"
     benchmark.pedantic(frame_step, rounds=30, warmup_rounds=3, iterations=1)
     med = benchmark.stats.stats.median * 1e3
-    parts = {k: statistics.median(t[k] for t in timings) for k in ("mask", "tiling", "inference", "overlay")}
+    parts = {k: statistics.median(t[k] for t in timings) for k in ("mask", "tiling", "inference", "context", "overlay")}
     _info(benchmark, threads=threads, tissue_tiles=r.tissue_tiles, ms_median=med, target_ms=100.0,
           met=med <= 100.0, **{f"{k}_ms": v for k, v in parts.items()})
     print(f"\n{threads} thread(s): scan + overlay {med:.1f} ms (target 100): " +
           ", ".join(f"{k} {v:.1f}" for k, v in parts.items()))
+
+
+def test_context_stage_1080p(benchmark, frame):
+    """The release's context stage alone over a full-tissue 1080p grid (798 tiles); target ≤ 2 ms."""
+    scanner = _scanner(2)
+    if scanner.context is None:
+        pytest.skip("the release model carries no context stage (edgecnn context fit)")
+    res = scanner.scan(frame, context=False)
+    benchmark.group = "1080p context stage"
+    benchmark.pedantic(scanner.field_map, args=(res.prob_map, res.tissue_mask, TILE), rounds=200,
+                       warmup_rounds=5, iterations=1)
+    med = benchmark.stats.stats.median * 1e3
+    _info(benchmark, stage=scanner.context.describe(), tiles=res.tiles, ms_median=med, target_ms=2.0, met=med <= 2.0)
+    print(f"\ncontext stage ({scanner.context.describe()}): {med:.3f} ms per 1080p frame (target 2)")
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,13 @@ because TensorFlow sets up absl logging while it loads; `--verbose` (EDGECNN_VER
 """
 
 import os
+import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+if os.environ.get("TF_USE_LEGACY_KERAS", "1") != "1":
+    # Keras 3 would load under the same names and tfmot would fail much later with an obscure error.
+    print(f"edgecnn: TF_USE_LEGACY_KERAS={os.environ['TF_USE_LEGACY_KERAS']} replaced by 1: edgecnn's QAT "
+          "(tensorflow-model-optimization) needs Keras 2 (tf-keras)", file=sys.stderr)
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
 if os.environ.get("EDGECNN_VERBOSE") != "1":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

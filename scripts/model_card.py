@@ -66,7 +66,7 @@ def main(run_dir: str, out_dir: str, *flags: str) -> None:
 
 {keras_note}
 
-## Limits
+{context_section(out)}## Limits
 
 One public dataset from one institution; other stains, scanners and magnifications are untested.
 Inputs must be at the dataset's scale (50 px ≈ 50×50 patch of a 40× slide downsampled 16×).
@@ -75,6 +75,41 @@ Patch-level labels come from coarse annotations and are noisy. Rebuild with
 """
     write_bytes(out / "MODEL_CARD.md", text.encode())
     print(f"wrote {out / 'MODEL_CARD.md'}")
+
+
+def context_section(out: Path) -> str:
+    """The artifacts' context stages (from their manifests) and, once scripts/context_report.py has
+    run, their patch- and field-level scores; empty when no artifact carries a stage."""
+    rows, stage = [], None
+    for f in sorted(out.iterdir()):
+        m = read_manifest(f, required=False) if f.suffix in (".tflite", ".onnx") else None
+        if not m or not m.get("context"):
+            continue
+        stage = stage or m["context"]
+        s = (m.get("metrics") or {}).get("context")
+        cell = lambda d: f"{d['balanced_accuracy']:.4f} ({d['balanced_accuracy_ci95'][0]:.3f}–{d['balanced_accuracy_ci95'][1]:.3f}), AUC {d['roc_auc']:.4f}"  # noqa: E731
+        scores = f"{cell(s['test']['patch'])} | {cell(s['test']['field'])}" if s else "– | –"
+        rows.append(f"| `{f.name}` | {m['context']['threshold']:.3f} | "
+                    f"{m['context']['meta']['chosen_on']['val_roc_auc']:.4f} | {scores} |")
+    if stage is None:
+        return ""
+    chosen, learned = stage["meta"]["chosen_on"], stage["meta"].get("learned_from")
+    source = (f"fitted on out-of-fold outputs of the {learned['patients']} training patients "
+              f"({learned['out_of_fold_patches']:,} patches, {len(learned['folds'])} fold models that never saw them)"
+              if learned else "no learned candidates (no fold models)")
+    return f"""## Context stage (field-level, with neighbouring tiles)
+
+Each artifact carries a context stage in its manifest (`edgecnn context show FILE`): `{stage['kind']}`, radius
+{stage['radius']} tiles; learned candidates {source}; chosen on the {chosen['patients']} validation patients
+by {chosen['rule']}. `edgecnn scan` uses it by default (`--no-context` classifies tiles alone);
+`edgecnn evaluate FILE --context` scores it from the x/y in the patch names. The data holds about 28 % of
+each patient's grid, so these field-level figures understate what a complete field of view gives.
+
+| file | stage threshold | val AUC (field) | test patch-level BAC (95 % interval) | test field-level BAC (95 % interval) |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+"""
 
 
 def _write_keras_reference(run: RunFolder, out: Path, name: str, info: dict, model) -> str:

@@ -61,5 +61,13 @@ if [ "$MODEL" = basic_cnn ]; then
   $EDGECNN export --check-trt "$OUT/basic_cnn-int8-trt.onnx"
 fi
 
+# Field-level context (docs/context.md): three fold models give the training patients' out-of-fold
+# outputs, every candidate stage is chosen on validation; then both levels are scored for the card.
+ARTIFACTS=("$OUT"/*.tflite)
+[ "$MODEL" = basic_cnn ] && ARTIFACTS+=("$OUT"/*.onnx)
+$EDGECNN context fit "${ARTIFACTS[@]}" --data "$EDGECNN_DATA" --split "$SPLIT" --folds-dir runs/release-folds \
+  --json "$RUN.context.json"
+.venv/bin/python scripts/context_report.py "$OUT" --data "$EDGECNN_DATA" --split "$SPLIT"
+
 .venv/bin/python scripts/model_card.py "$RUN" "$OUT" "${CARD[@]}"
 echo "release model written to $OUT"

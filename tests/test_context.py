@@ -65,12 +65,19 @@ def test_isolated_tile_falls_back_to_itself():
     stage = RingLogistic(size=2, coef=[1.0, 0.5, 0.25], bias=-0.2)
     z = np.log(0.8 / 0.2)
     assert stage.field_probs(lone)[1, 1] == pytest.approx(float(sigmoid(-0.2 + 1.75 * z)))
+    shares = RingLogistic(size=1, coef=[1.0, 0.5, 2.0], bias=0.0, presence=True)
+    assert shares.field_probs(lone)[1, 1] == pytest.approx(float(sigmoid(1.5 * z)))      # no tissue around
+    full = np.full((3, 3), 0.8)
+    assert shares.field_probs(full)[1, 1] == pytest.approx(float(sigmoid(1.5 * z + 2.0)))  # ring 1 all tissue
+    assert shares.field_probs(full)[0, 0] == pytest.approx(float(sigmoid(1.5 * z + 2.0 * 3 / 8)))
 
 
 def test_stage_round_trip_and_bad_dicts():
     stage = RingLogistic(size=2, coef=[1.0, 0.5, 0.25], bias=-0.2, threshold=0.41, meta={"x": 1})
     back = stage_from_dict(json.loads(json.dumps(stage.to_dict())))
     assert isinstance(back, RingLogistic) and back.params() == stage.params() and back.threshold == 0.41
+    with_shares = RingLogistic(size=1, coef=[1.0, 0.5, 0.1], presence=True)
+    assert stage_from_dict(with_shares.to_dict()).params() == with_shares.params()
     with pytest.raises(ContextError, match="expected kind one of"):
         stage_from_dict({"kind": "crf"}, "m.json")
     with pytest.raises(ContextError, match="3 coefficients"):

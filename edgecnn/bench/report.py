@@ -95,7 +95,7 @@ def _widths(cols: list[Col], rows: list[dict]) -> list[int]:
 def fit_columns(rows: list[dict], width: int | None, wide: bool = False) -> tuple[list[Col], list[int], list[str]]:
     """(columns, their widths, hidden headers) so the table fits ``width`` (None: no limit).
 
-    Memory, p99 and throughput go first (in that order); then long artifact names fold onto a
+    Field-level BAC, memory, p99 and throughput go first (in that order); then long artifact names fold onto a
     second line (down to MIN_ARTIFACT); then Δ float, precision and threads go. The wide table
     hides nothing: it is printed at its full width.
     """

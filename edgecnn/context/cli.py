@@ -56,7 +56,7 @@ def _candidates_table(r: dict) -> Table:
         t.add_column(c)
     chosen = r["stage"]
     for row in r["candidates"]:
-        mark = " ←" if row["params"] == {k: chosen[k] for k in row["params"]} else ""
+        mark = " ←" if all(chosen.get(k) == v for k, v in row["params"].items()) else ""
         t.add_row(row["stage"] + mark, f"{row['val_auc']:.4f}", f"{row['val_bac']:.4f}", f"{row['threshold']:.3f}")
     return t
 

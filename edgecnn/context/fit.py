@@ -38,12 +38,12 @@ class Tiles:
         return Tiles(*(a[mask] for a in (self.probs, self.labels, self.patients, self.xs, self.ys)))
 
 
-def design(tiles: Tiles, radius: int, step: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ring features (n, radius + 1) and labels of every placed tile, patient by patient."""
+def design(tiles: Tiles, radius: int, step: int, presence: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Ring features (n, features) and labels of every placed tile, patient by patient."""
     xs, ys = [], []
     for _, g in patient_grids({"p": tiles.probs, "y": tiles.labels}, tiles.patients, tiles.xs, tiles.ys, step):
         present = np.isfinite(g["p"])
-        f = ring_features(np.where(present, g["p"], 0.5), present, radius)
+        f = ring_features(np.where(present, g["p"], 0.5), present, radius, presence)
         xs.append(f[:, present].T)
         ys.append(g["y"][present])
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
@@ -69,18 +69,19 @@ def logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, iters: int = 50) -> t
     return beta[:-1], float(beta[-1])
 
 
-def fit_learned(oof: Tiles, radius: int, step: int = 50) -> RingLogistic:
-    x, y = design(oof, radius, step)
+def fit_learned(oof: Tiles, radius: int, step: int = 50, presence: bool = False) -> RingLogistic:
+    x, y = design(oof, radius, step, presence)
     coef, bias = logistic(x, y)
-    return RingLogistic(size=radius, coef=coef.tolist(), bias=bias, tile_size=step, stride=step)
+    return RingLogistic(size=radius, coef=coef.tolist(), bias=bias, presence=presence, tile_size=step, stride=step)
 
 
 def candidates(oof: Tiles | None, step: int = 50) -> Iterable[ContextStage]:
     for r, w in MEAN_GRID:
         yield NeighbourMean(size=r, weight=w, tile_size=step, stride=step)
     if oof is not None:
-        for r in LEARNED_RADII:
-            yield fit_learned(oof, r, step)
+        for presence in (False, True):
+            for r in LEARNED_RADII:
+                yield fit_learned(oof, r, step, presence)
 
 
 def score(stage: ContextStage, val: Tiles) -> dict[str, Any]:

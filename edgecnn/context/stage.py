@@ -138,14 +138,17 @@ class RingLogistic(ContextStage):
     """A learned, rotation-symmetric convolution over logits and presence.
 
     Features of a tile: its own logit and, for each ring d, the mean logit of the ring's present
-    tiles (its own logit where the ring is empty, so an isolated tile falls back to itself).
-    Field logit = bias + coef · features. Ring *means*, not sums: the data here holds a random
-    ~28 % of each grid and a microscope field all of it, and a mean reads the same on both.
+    tiles (its own logit where the ring is empty, so an isolated tile falls back to itself); with
+    ``presence``, also each ring's share of present (tissue) tiles. Field logit = bias + coef ·
+    features. Ring *means*, not sums: the data here holds a random ~28 % of each grid and a
+    microscope field all of it, and a mean reads the same on both (the shares do not: validation,
+    which holds one complete field, decides whether they are used).
     """
 
     size: int = 2
-    coef: list[float] = field(default_factory=list)   # [own, ring 1, …, ring size]
+    coef: list[float] = field(default_factory=list)   # [own, ring 1, …, ring size, (share 1, …, share size)]
     bias: float = 0.0
+    presence: bool = False
     kind: ClassVar[str] = "ring_logistic"
 
     @property
@@ -153,25 +156,32 @@ class RingLogistic(ContextStage):
         return int(self.size)
 
     def __post_init__(self) -> None:
-        if self.coef and len(self.coef) != self.size + 1:
-            raise ContextError(f"ring_logistic of radius {self.size} needs {self.size + 1} coefficients, "
-                               f"got {len(self.coef)}")
+        n = self.size + 1 + (self.size if self.presence else 0)
+        if self.coef and len(self.coef) != n:
+            raise ContextError(f"ring_logistic of radius {self.size}{' with presence' if self.presence else ''} "
+                               f"needs {n} coefficients, got {len(self.coef)}")
 
     def _apply(self, probs: np.ndarray, present: np.ndarray) -> np.ndarray:
-        return sigmoid(self.bias + np.tensordot(np.asarray(self.coef), ring_features(probs, present, self.size), 1))
+        f = ring_features(probs, present, self.size, self.presence)
+        return sigmoid(self.bias + np.tensordot(np.asarray(self.coef), f, 1))
 
     def params(self) -> dict[str, Any]:
-        return {"radius": int(self.size), "coef": [float(c) for c in self.coef], "bias": float(self.bias)}
+        return {"radius": int(self.size), "coef": [float(c) for c in self.coef], "bias": float(self.bias),
+                "presence": bool(self.presence)}
 
     def describe(self) -> str:
-        return f"learned ring convolution, radius {self.size}"
+        return f"learned ring convolution, radius {self.size}" + (", with tissue presence" if self.presence else "")
 
 
-def ring_features(probs: np.ndarray, present: np.ndarray, radius: int) -> np.ndarray:
-    """(radius + 1, rows, cols): own logit, then each ring's mean logit (own where the ring is empty)."""
+def ring_features(probs: np.ndarray, present: np.ndarray, radius: int, presence: bool = False) -> np.ndarray:
+    """(radius + 1 [+ radius], rows, cols): own logit, each ring's mean logit (own where the ring is
+    empty), and with ``presence`` each ring's share of present tiles."""
     z = logit(probs)
-    means, _ = ring_means(z, present, radius)
-    return np.concatenate([z[None], np.where(np.isnan(means), z[None], means)])
+    means, counts = ring_means(z, present, radius)
+    parts = [z[None], np.where(np.isnan(means), z[None], means)]
+    if presence:
+        parts.append(counts / (8.0 * np.arange(1, radius + 1))[:, None, None])
+    return np.concatenate(parts)
 
 
 STAGES: dict[str, type[ContextStage]] = {c.kind: c for c in (NeighbourMean, RingLogistic)}
@@ -185,7 +195,8 @@ def stage_from_dict(d: dict[str, Any], where: str = "context stage") -> ContextS
                   "stride": int(d.get("stride", 50)), "meta": dict(d.get("meta", {}))}
         if cls is NeighbourMean:
             return NeighbourMean(size=int(d["radius"]), weight=float(d["weight"]), **common)
-        return RingLogistic(size=int(d["radius"]), coef=[float(c) for c in d["coef"]], bias=float(d["bias"]), **common)
+        return RingLogistic(size=int(d["radius"]), coef=[float(c) for c in d["coef"]], bias=float(d["bias"]),
+                            presence=bool(d.get("presence", False)), **common)
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, ContextError):
             raise

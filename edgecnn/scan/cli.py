@@ -188,16 +188,18 @@ def _check_args(inputs, camera, watch_dir, policy) -> None:
 
 def _load_scanner(model, threads, batch_size, min_tissue, rescale, threshold, edge, no_verify, context="auto",
                   stride=None):
-    from edgecnn.scan.model import ModelNotFound
+    from edgecnn.scan.model import ModelNotFound, default_model_path
     from edgecnn.scan.scanner import Scanner
 
     try:
+        if model is not None and Path(model).is_dir():   # a release folder, as bench takes: its fastest artifact
+            model = default_model_path(model)
         scanner = Scanner(model, threads=threads, batch_size=batch_size, tissue_threshold=min_tissue, rescale=rescale,
                           threshold=threshold, edge=edge, verify=not no_verify, context=context)
         if scanner.context is not None and stride is not None:
             scanner.context.check_geometry(scanner.tile_size, stride, f"--stride {stride}")
         return scanner
-    except (ModelNotFound, ValueError, OSError, ImportError) as e:
+    except (ModelNotFound, ValueError, OSError, ImportError, RuntimeError) as e:
         fail(str(e))
 
 
