@@ -28,10 +28,14 @@ def test_demo_runs_end_to_end_on_synthetic_data(synth_data, tmp_path):
     patient = labels.name[len("mosaic-"):-len(".labels.png")]
     assert any((synth_data / patient / "1").glob("*.png")), f"demo scanned patient {patient}, who has no IDC"
     assert "demo finished" in r.output and str(out / "exported") in r.output
+    # Step 0: the committed release model on the real field shipped in examples/ (real tissue, offline).
+    real = json.loads((out / "real-field.json").read_text())["images"][0]
+    assert real["tissue_tiles"] == 221 and real["context"] and 0 < real["positive_share"] < 1
+    assert (out / "real-field" / "field-14082.overlay.png").exists()
     assert "reused" not in r.output
 
     # Again on the same folder: finished steps are reused, and the demo says so.
     again = CliRunner().invoke(app, ["demo", "--data", str(synth_data), "--out", str(out), "--quick"])
     assert again.exit_code == 0, again.output[-3000:]
-    for step in ("2/6 train", "3/6 quantize", "4/6 export", "5/6 bench", "6/6 scan"):
+    for step in ("0/6 real tissue", "2/6 train", "3/6 quantize", "4/6 export", "5/6 bench", "6/6 scan"):
         assert re.search(rf"{re.escape(step)}.*\(reused\)", again.output), step

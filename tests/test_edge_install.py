@@ -48,6 +48,7 @@ def test_edge_install_has_no_tensorflow(edge_venv):
     code = (
         "import importlib.util, sys\n"
         "import edgecnn, edgecnn.runtime, edgecnn.scan, edgecnn.scan.cli, edgecnn.data.mosaic, edgecnn.cli\n"
+        "import edgecnn.context, edgecnn.context.cli, edgecnn.context.fit\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
         "assert importlib.util.find_spec('tensorflow') is None, 'tensorflow is installed'\n"
         "import ai_edge_litert, onnxruntime, numpy, PIL\n"
@@ -70,3 +71,10 @@ def test_edge_install_scans_a_mosaic(edge_venv, scan_model, idc_data, tmp_path):
     rec = json.loads((tmp_path / "scan.json").read_text())["images"][0]
     assert rec["tissue_tiles"] == 478 and rec["ms_per_frame"] > 0
     assert (tmp_path / "out" / "m.overlay.png").stat().st_size > 0
+    # The release model carries a context stage: the device install runs it (numpy only).
+    release = ROOT / "exported" / "release" / "basic_cnn-int8-qat.tflite"
+    r = _run([edgecnn, "scan", tmp_path / "m.png", "--model", release, "--out", tmp_path / "out2",
+              "--json", tmp_path / "ctx.json"], timeout=300)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((tmp_path / "ctx.json").read_text())["images"][0]
+    assert rec["context"] and rec["tissue_tiles"] == 478
