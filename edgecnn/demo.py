@@ -201,7 +201,7 @@ class _Steps:
         if _newer(out / "scan.json", out / "export.json", mosaic):
             _reused("6/6 scan", out / "scan", "newer than the export it used; delete scan.json to scan again")
             return note
-        self.step("6/6 scan", ["data", "mosaic", str(patient), "--out", str(mosaic),
+        self.step("6/6 scan: rebuild a field of view", ["data", "mosaic", str(patient), "--out", str(mosaic),
                                "--overlay-out", str(out / f"mosaic-{patient.name}.labels.png")])
         model = exported / "basic_cnn-int8-qat.tflite"
         args = ["scan", str(mosaic), "--out", str(out / "scan"), "--json", str(out / "scan.json")]

@@ -103,3 +103,12 @@ def test_40x_slide_reads_the_16x_level(tmp_path, pixels):
     assert r.level == 4 and r.level_ds == pytest.approx(16, rel=0.01) and r.factor == 16
     assert (r.width, r.height) == (pixels.shape[1] // 16, pixels.shape[0] // 16)
     assert _bands(r, 50).shape == (r.height, r.width, 3)
+
+
+def test_print_dpi_is_not_taken_as_the_scan_scale(tmp_path, pixels):
+    # 72 dpi = 352.8 µm/px: taken at its word it would enlarge the image 88× to 4 µm/px.
+    path = write_pyramid(pixels, tmp_path / "dpi72.tif", mpp=25400 / 72)
+    with pytest.raises(SlideError, match=r"dpi72\.tif.*enlarge it 88×.*--mpp"):
+        open_slide(path)
+    assert open_slide(path, mpp=4.0).width == pixels.shape[1]   # --mpp is the user's word: obeyed
+    assert open_slide(write_pyramid(pixels, tmp_path / "fine.tif", mpp=3.0)).mpp == pytest.approx(3.0)   # ≤ 1.5×

@@ -75,6 +75,37 @@ def test_geojson_for_qupath(tmp_path, scanner, field):
         assert ring[0] == ring[-1] and len(ring) >= 5
         tiles += p["measurements"]["tiles"]
     assert tiles == s["positive_tiles"]      # every positive tile in exactly one region
+    regions = sum(f["properties"]["measurements"]["area_mm2"] for f in fc["features"])
+    assert regions == pytest.approx(s["idc_region_area_mm2"]) and s["idc_area_mm2"] <= s["idc_region_area_mm2"]
+    _assert_valid_for_jts(fc, tile_area=(scanner.tile_size * open_slide(path).to_level0()) ** 2)
+
+
+def _assert_valid_for_jts(fc, tile_area):
+    """QuPath's geometry engine is JTS; shapely (GEOS) applies the same OGC rules."""
+    shapely = pytest.importorskip("shapely")
+    from shapely.geometry import shape
+
+    for f in fc["features"]:
+        g = shape(f["geometry"])
+        assert g.is_valid, (f["properties"]["name"], shapely.validation.explain_validity(g))
+        assert g.area == pytest.approx(f["properties"]["measurements"]["tiles"] * tile_area)
+
+
+def test_geojson_regions_are_valid_on_hard_masks():
+    """Random masks full of corner touches, self-touching regions and holes touching their shell."""
+    from edgecnn.scan.geojson import feature_collection
+
+    rng = np.random.default_rng(0)
+    for density in (0.3, 0.5, 0.7):
+        mask = rng.random((40, 60)) < density
+        fc = feature_collection(mask, mask.astype(float), tile=50, to_level0=1.0, tile_mm2=0.04)
+        _assert_valid_for_jts(fc, tile_area=2500)
+        assert sum(f["properties"]["measurements"]["tiles"] for f in fc["features"]) == mask.sum()
+    # A ring of tiles closed by one corner touch: a shell and a hole that meet at one point.
+    ring = np.zeros((5, 5), bool)
+    ring[1, 1:4] = ring[1:4, 1] = ring[3, 1:3] = ring[2, 3] = True
+    fc = feature_collection(ring, ring.astype(float), tile=1, to_level0=1.0, tile_mm2=1.0)
+    _assert_valid_for_jts(fc, tile_area=1)
 
 
 def test_killed_scan_resumes(tmp_path, scanner, field):

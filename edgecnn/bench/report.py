@@ -157,6 +157,11 @@ def table_notes(result: dict[str, Any], hidden: list[str]) -> list[str]:
         notes.append(f"* round-to-round p50 spread above ±{SPREAD_WARN_PCT:g} % (see warnings).")
     if any(r.get("passed_gate") and r.get("gate_reason") != "ok" for r in rows):
         notes.append("ok?: not gated (no recorded score, no float reference, no --min-bac).")
+    if any(r.get("precision") == "int8-trt" and r.get("runtime") == "onnxruntime" for r in rows):
+        notes.append("int8-trt: a TensorRT input file (symmetric Q/DQ where TensorRT fuses them); ONNX Runtime's CPU "
+                     "runs it slowly, so time int8-ptq for ORT and build an engine from int8-trt (docs/tensorrt.md).")
+    if any((r.get("context") or {}).get("balanced_accuracy") is not None for r in rows):
+        notes.append("field BAC/AUC: with neighbouring tiles, through the artifact's context stage (docs/context.md).")
     if hidden:
         notes.append(f"Hidden to fit this terminal: {', '.join(hidden)} (widen it, or --wide, --md, --json).")
     return notes

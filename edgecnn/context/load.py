@@ -16,10 +16,14 @@ def stage_of_manifest(manifest: dict[str, Any] | None, where: str) -> ContextSta
 def stage_of_artifact(artifact: str | Path) -> ContextStage | None:
     from edgecnn.manifest import read_manifest
 
-    if not Path(artifact).exists():
-        raise FileNotFoundError(f"{artifact}: no such file; pass an exported artifact (e.g. "
+    from edgecnn.formats import SUFFIX_RUNTIME
+
+    path = Path(artifact)
+    if not path.is_file() or path.suffix not in SUFFIX_RUNTIME:
+        what = "a folder" if path.is_dir() else "no such file" if not path.exists() else "not an exported artifact"
+        raise FileNotFoundError(f"{artifact}: {what}; pass an exported artifact with its manifest (e.g. "
                                 "exported/release/basic_cnn-int8-qat.tflite)")
-    return stage_of_manifest(read_manifest(artifact, required=False), str(artifact))
+    return stage_of_manifest(read_manifest(path), str(artifact))
 
 
 def stage_of_file(path: str | Path) -> ContextStage:

@@ -306,10 +306,9 @@ def _table(records: list[dict[str, Any]], title: str) -> Table:
         t.add_column(col, justify="left" if col == "image" else "right")
     for r in records:
         if "error" in r:
-            t.add_row(escape(r["name"]), "-", "-", f"[red]{escape(r['error'])}[/red]", "-")
-        else:
-            t.add_row(escape(r["name"]), str(r["tiles"]), str(r["tissue_tiles"]),
-                      f"{100 * r['positive_share']:.1f}%", f"{r['ms_per_frame']:.1f}")
+            continue   # listed under the table, whole: a long message does not fit a number's column
+        t.add_row(escape(r["name"]), str(r["tiles"]), str(r["tissue_tiles"]),
+                  f"{100 * r['positive_share']:.1f}%", f"{r['ms_per_frame']:.1f}")
     return t
 
 
@@ -343,12 +342,22 @@ def _report(run: Run) -> None:
 
             run.console.print(slide_table(run.slides))
         run.console.print(_table(run.records, f"scan → {run.out}"))
+        overlays = [r["overlay"] for r in run.records if r.get("overlay")]
+        for o in overlays[:5]:
+            run.console.print(f"overlay: {o}", highlight=False, soft_wrap=True)
+        if len(overlays) > 5:
+            run.console.print(f"… and {len(overlays) - 5} more overlays in {run.out}", highlight=False)
+        for r in run.records:
+            if "error" in r:
+                run.console.print(f"[red]not scanned[/red] {escape(r['name'])}: {escape(r['error'])}", highlight=False)
     payload = run.scanner.describe() | {"images": run.records, "live": run.summaries[0] if run.summaries else None}
     if run.slides:
         payload["slides"] = run.slides
     emit_json(payload, run.json_out)
-    if any("error" in r for r in run.records + run.slides):
-        raise typer.Exit(1)
+    failed = [r for r in run.records + run.slides if "error" in r]
+    if failed:
+        # Nothing scanned: the inputs were wrong (2, like any bad argument); some scanned: a partial run (1).
+        raise typer.Exit(2 if len(failed) == len(run.records + run.slides) else 1)
 
 
 def tune_command(

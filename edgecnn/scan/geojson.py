@@ -64,8 +64,30 @@ def trace_rings(mask: np.ndarray) -> list[list[tuple[int, int]]]:
             if cur == start:
                 break
             ring.append(cur)
-        rings.append(_simplify(ring) + [_simplify(ring)[0]])
+        for part in _split_at_repeats(ring):
+            simple = _simplify(part)
+            rings.append(simple + [simple[0]])
     return rings
+
+
+def _split_at_repeats(ring: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Split a closed walk at every vertex it passes twice. Where a region touches itself at a
+    corner, its boundary is one walk through that corner twice: a self-touching ring, which
+    QuPath's geometry engine (JTS) and shapely call invalid. Split, it is a shell and a hole that
+    touch at one point (valid OGC), or two holes that do."""
+    out, todo = [], [ring]
+    while todo:
+        r = todo.pop()
+        seen: dict[tuple[int, int], int] = {}
+        for i, v in enumerate(r):
+            if v in seen:
+                j = seen[v]
+                todo += [r[j:i], r[:j] + r[i:]]
+                break
+            seen[v] = i
+        else:
+            out.append(r)
+    return out
 
 
 def _simplify(ring: list[tuple[int, int]]) -> list[tuple[int, int]]:

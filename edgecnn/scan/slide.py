@@ -60,6 +60,9 @@ def _openslide():
     return openslide
 
 
+MAX_UPSAMPLE = 1.5   # the most a slide is enlarged on its own stated pixel size (more needs --mpp)
+
+
 class OpenSlideReader:
     """A slide through OpenSlide, resampled to ``target_mpp``; see the module doc."""
 
@@ -79,6 +82,13 @@ class OpenSlideReader:
         self.mpp = float(mpp) if mpp else self._slide_mpp()
         self.target_mpp = float(target_mpp)
         self.factor = self.target_mpp / self.mpp          # level-0 pixels per model pixel
+        if mpp is None and self.factor < 1 / MAX_UPSAMPLE:
+            # A generic TIFF's resolution tag is often a print DPI (72 dpi reads as ~353 µm/px):
+            # trusting it would blow the image up ~88× into hundreds of thousands of tiles.
+            raise SlideError(
+                f"{self.path}: its resolution tag says {self.mpp:g} µm/px, so scanning at the model's "
+                f"{self.target_mpp:g} µm/px would enlarge it {1 / self.factor:.0f}×. That is usually a print DPI, "
+                "not the scan's pixel size: pass --mpp with the real one (0.25 for a 40× scan, 0.5 for 20×)")
         self.level = self._pick_level(level)
         self.level_ds = float(self.slide.level_downsamples[self.level])
         w0, h0 = self.slide.dimensions

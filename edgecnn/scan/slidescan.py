@@ -154,6 +154,8 @@ def _summary(reader, scanner, state: SlideState, seconds: float, resumed_from_y:
         "context": scanner.context.describe() if scanner.context is not None else None,
         "tissue_area_mm2": float(state.frac[state.tissue].sum()) * tile_mm2,
         "idc_area_mm2": float(state.frac[positive].sum()) * tile_mm2, "tile_mm2": tile_mm2,
+        # What the GeoJSON outlines enclose: whole positive tiles (idc_area_mm2 counts their tissue pixels only).
+        "idc_region_area_mm2": pos_n * tile_mm2,
         "seconds": seconds, "tiles_per_s": tissue_n / seconds if seconds > 0 else None,
         "grid_tiles_per_s": state.probs.size / seconds if seconds > 0 else None,
         "resumed_from_y": resumed_from_y or None,

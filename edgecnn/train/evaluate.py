@@ -52,6 +52,24 @@ def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, ru
         f"({', '.join(sorted(SUFFIX_RUNTIME))}); pass what `edgecnn train` or `edgecnn export` wrote")
 
 
+def check_target(target: str | Path) -> None:
+    """Refuse a target that cannot be scored before any data is read (a bad model file is the
+    likelier mistake, and reading thousands of patches first hides it)."""
+    t = Path(target)
+    if t.is_dir():
+        from edgecnn.train.run import RunFolder
+
+        RunFolder(t).model_info()   # RunError naming what the folder lacks
+    elif t.suffix in SUFFIX_RUNTIME:
+        from edgecnn.manifest import read_manifest
+
+        read_manifest(t)
+    elif t.suffix != ".keras":
+        raise FileNotFoundError(
+            f"{target}: not a run folder, .keras model or exported artifact "
+            f"({', '.join(sorted(SUFFIX_RUNTIME))}); pass what `edgecnn train` or `edgecnn export` wrote")
+
+
 def keras_threshold(path: Path) -> tuple[float, str]:
     """The operating threshold of a bare ``.keras`` file and where it came from.
 
@@ -86,6 +104,7 @@ def evaluate(target: str | Path, data: str | Path, threshold: float | None = Non
 
     if not Path(target).exists():
         raise FileNotFoundError(f"{target}: no such run folder or model file")
+    check_target(target)
     stage = context_stage(target, context_from) if context else None
     patches = load_patches(data, border=border, progress=progress)
     warnings: list[str] = []
