@@ -12,19 +12,24 @@ No TensorFlow here: the device commands use this too.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import logging
 import os
 import re
 import sys
+import tempfile
 import threading
 import warnings
 
 # absl/glog lines: "I0000 00:00:1795661671.178335    5413 port.cc:153] ...";
 # TF's older format: "2025-09-17 14:44:05.157831: I external/.../cudart_stub.cc:32] ...".
+# Info and warning lines only: an absl error or fatal line stays visible, except the one every
+# TensorFlow import on a machine without a GPU prints (cuInit failing is how it learns there is none).
 NOISE = re.compile(
-    rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./+-]+:\d+\] "
-    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] [\w./+-]+:\d+\] "
+    rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./+-]+:\d+\] "
+    rb"|E\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ cuda_(?:platform|executor|diagnostics)\.cc:\d+\] "
+    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] [\w./+-]+:\d+\] "
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|INFO: Created TensorFlow Lite XNNPACK delegate"
     rb"|INFO: Initialized TensorFlow Lite runtime"
@@ -126,6 +131,33 @@ def install() -> bool:
     _state.update(real=real, thread=t, previous=previous)
     atexit.register(uninstall)
     return True
+
+
+@contextlib.contextmanager
+def quiet_native():
+    """Drop the noise native code prints to fd 2 inside this block, for library callers that did
+    not install the filter (the Python API: ``Scanner`` would print LiteRT's XNNPACK line each
+    time). What is not noise is written back to stderr afterwards."""
+    if _state or verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = b"".join(line + b"\n" for line in tmp.read().split(b"\n") if line and not is_noise(line))
+            if kept:
+                os.write(2, kept)
 
 
 def uninstall() -> None:

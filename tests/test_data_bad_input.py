@@ -173,3 +173,31 @@ def test_sixteen_bit_grayscale(tmp_path):
     Image.fromarray(np.full((50, 50), 65535, np.uint16)).save(p)
     ps = load_patches(root, cache=False)
     assert (ps.images == 255).all()
+
+
+def test_decompression_bomb_is_refused_from_its_header(tmp_path):
+    """A ~100 KB PNG that declares 20000×20000 px (1.2 GB as RGB), in a data folder and in a zip:
+    skipped as too large before any pixel is decoded (peak RSS of the whole command < 300 MB)."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "data" / "777" / "0"
+    root.mkdir(parents=True)
+    bomb = root / "777_idx5_x1_y1_class0.png"
+    Image.new("1", (20000, 20000)).save(bomb, optimize=True)
+    assert bomb.stat().st_size < 200_000
+    d = decode_patch(bomb.read_bytes())
+    assert d.image is None and "larger than the 50x50" in d.reason
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w") as z:
+        z.write(bomb, "777/0/" + bomb.name)
+    for src in (tmp_path / "data", tmp_path / "bomb.zip"):
+        # VmHWM, not ru_maxrss: the latter keeps the forking test process's peak across exec.
+        code = ("import sys\nfrom edgecnn.data import load_patches\n"
+                "try:\n    load_patches(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
+                "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n")
+        r = subprocess.run([sys.executable, "-c", code, str(src)], capture_output=True, text=True, timeout=300,
+                           env={**__import__("os").environ, "EDGECNN_CACHE": str(tmp_path / "cache")})
+        assert r.returncode == 0, r.stderr
+        said, peak_kb = r.stdout.rsplit("\n", 2)[-3], int(r.stdout.split()[-1])
+        assert "777_idx5_x1_y1_class0.png" in said and "larger than" in said, said
+        assert peak_kb < 300 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"

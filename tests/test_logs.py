@@ -44,6 +44,10 @@ def _noise(stderr: str) -> list[str]:
     ("warning: data/x.png: not a PNG (skipped)", False),
     ("error: runs/basic: no such run folder", False),
     ("I0000 is a patient id, not a log line", False),
+    # Errors and fatals of any other source stay visible.
+    ("E0000 00:00:1795661674.445550    5413 op_kernel.cc:1857] OP_REQUIRES failed: out of memory", False),
+    ("F0000 00:00:1795661674.445550    5413 check.cc:12] Check failed: ptr != nullptr", False),
+    ("2025-09-17 14:44:05.157831: E external/xla/service.cc:32] Internal: failed", False),
 ])
 def test_only_library_log_formats_count_as_noise(line, noise):
     assert is_noise(line.encode()) is noise
@@ -79,6 +83,16 @@ def test_fd_filter_drops_native_noise_and_keeps_the_rest(mode):
         assert noise == []
     else:
         assert any("oneDNN" in n for n in noise) and any("XNNPACK" in n for n in noise), r.stderr
+
+
+def test_python_api_scanner_prints_no_runtime_log_line():
+    """The library, not only the CLI: a Scanner made in a user's program prints no LiteRT line."""
+    code = ("from edgecnn.scan import Scanner\n"
+            "r = Scanner('exported/release/basic_cnn-int8-qat.tflite', threads=1).scan('examples/field-14082.png')\n"
+            "print(r.tissue_tiles)\n")
+    r = _run([sys.executable, "-c", code])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["221"] and not _noise(r.stderr), r.stderr
 
 
 def test_evaluate_release_keras_prints_no_tensorflow_log_line(idc_data):

@@ -56,10 +56,15 @@ def decode_patch(data: bytes, patch_size: int = 50, border: str = "pad") -> Deco
         return Decoded(None, reason="empty file (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            if w > patch_size or h > patch_size:   # from the header: a decompression bomb is never decoded
+                return Decoded(None, w, h, reason=f"{w}x{h} is larger than the {patch_size}x{patch_size} patch size")
             im.load()
             rgb = to_rgb(im)
     except UnidentifiedImageError:
         return Decoded(None, reason="not an image (unrecognised format)")
+    except Image.DecompressionBombError as e:   # Pillow's guard, from the header: nothing was decoded
+        return Decoded(None, reason=f"larger than the {patch_size}x{patch_size} patch size ({e})")
     except (OSError, SyntaxError, ValueError) as e:
         # PIL raises OSError for truncated data and SyntaxError/ValueError for corrupt chunks.
         return Decoded(None, reason=f"unreadable image ({type(e).__name__}: {e})")

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from edgecnn import PATCH_SIZE
-from edgecnn.data.decode import PAD_VALUE, to_rgb
+from edgecnn.data.decode import PAD_VALUE, Decoded, decode_patch
 from edgecnn.data.layout import DataError, layout_help, parse_patch_name
 from edgecnn.fsutil import atomic_path
 
@@ -82,17 +82,16 @@ def build_mosaic(patient_dir: str | os.PathLike, patch_size: int = PATCH_SIZE) -
     labels = np.full((height, width), NO_PATCH, dtype=np.int8)
     tiles, skipped = [], []
     for x, y, label, f in entries:
+        # decode_patch: one reading of every patch (size from the header before decoding, bombs refused).
         try:
-            with Image.open(f) as im:
-                im.load()
-                rgb = to_rgb(im)
-        except (OSError, SyntaxError, ValueError) as e:
-            skipped.append({"file": str(f), "reason": f"unreadable image ({type(e).__name__}: {e})"})
+            d = decode_patch(f.read_bytes(), patch_size, border="pad")
+        except OSError as e:
+            d = Decoded(None, reason=f"unreadable file ({e.strerror or e})")
+        if d.image is None:
+            skipped.append({"file": str(f), "reason": d.reason})
             continue
-        h, w = rgb.shape[:2]
-        if h > patch_size or w > patch_size:
-            skipped.append({"file": str(f), "reason": f"{w}x{h} is larger than the {patch_size}x{patch_size} patch"})
-            continue
+        h, w = d.height, d.width
+        rgb = d.image[:h, :w]
         c, r = x - x0, y - y0
         image[r:r + h, c:c + w] = rgb
         labels[r:r + h, c:c + w] = label

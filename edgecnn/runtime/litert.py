@@ -40,9 +40,12 @@ class LiteRTBackend(Backend):
         if self.requested_precision not in (None, self.precision):
             raise ValueError(f"{self.path}: LiteRT runs the precision baked into the .tflite ({self.precision}); "
                              f"precision={self.requested_precision!r} is for OpenVINO — export another precision instead")
+        from edgecnn.logfilter import quiet_native
+
         Interpreter = interpreter_class()
-        self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
-        self.interpreter.allocate_tensors()
+        with quiet_native():   # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line, on every load
+            self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
+            self.interpreter.allocate_tensors()
         inp = self.interpreter.get_input_details()
         outs = self.interpreter.get_output_details()
         if len(inp) != 1 or len(outs) != 1:

@@ -12,15 +12,19 @@ dataset patch go through one conversion):
 - float arrays are taken as [0, 1] and scaled to 0–255.
 
 Size cap. Pillow refuses images above ~179 MP (``DecompressionBombError``) as a guard against
-hostile files. A stitched microscope field is legitimately that big, so Pillow's guard is replaced
-by our own, checked from the header before any pixel is decoded: ``MAX_PIXELS`` (default 250 MP,
+hostile files. A stitched microscope field is legitimately that big, so while ``read_image`` opens
+a file Pillow's guard is raised to our own cap, checked from the header before any pixel is
+decoded, and set back after (the rest of the process keeps Pillow's guard): ``MAX_PIXELS`` (default 250 MP,
 ~750 MB as RGB; CLI ``--max-pixels``, ``set_max_pixels``). Above it: an ImageError naming the file
 and the flag. Bigger images belong in a tiled TIFF, which is streamed (``edgecnn.scan.slide``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +36,21 @@ from edgecnn.data.decode import to_rgb
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 DEFAULT_MAX_PIXELS = 250_000_000
 MAX_PIXELS = DEFAULT_MAX_PIXELS
-# Our per-file cap below replaces Pillow's global bomb guard (which would raise before we can name the fix).
-Image.MAX_IMAGE_PIXELS = None
+_PIL_GUARD = threading.Lock()   # Pillow's guard is one module global: change it one call at a time
+
+
+@contextlib.contextmanager
+def _pillow_cap(cap: int):
+    """Pillow's bomb guard at ``cap`` for this block only, so our clearer check speaks first."""
+    with _PIL_GUARD:
+        before = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max(cap, before or 0)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = before
 
 
 def set_max_pixels(n: int) -> None:
@@ -66,7 +83,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file (0 bytes); was it still being written? Copy it again")
     try:
-        with Image.open(path) as im:
+        with _pillow_cap(MAX_PIXELS if max_pixels is None else max_pixels), Image.open(path) as im:
             check_pixels(path, *im.size, max_pixels)
             im.load()
             return to_rgb(im)
