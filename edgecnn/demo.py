@@ -146,7 +146,7 @@ class _Steps:
         from edgecnn.fsutil import read_json
 
         rec = read_json(done)["images"][0]
-        return (f"{rec['overlay']}: {rec['tissue_tiles']} tissue tiles, IDC {100 * rec['positive_share']:.1f} % "
+        return (f"{rec['overlay']}: {rec['tissue_tiles']} tissue tiles, IDC {100 * rec['idc_share']:.1f} % "
                 f"({rec['context'] or 'patch-level'})")
 
     def data(self) -> None:

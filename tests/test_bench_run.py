@@ -199,7 +199,7 @@ def test_cli_keras_reference_tta_rows_and_data_from_env(rt_artifacts, rt_patches
     with load(rt_artifacts["tflite_int8"]) as backend:
         m = binary_metrics(y, backend.predict(x, tta=True), backend.threshold)
     assert tta["balanced_accuracy"] == pytest.approx(m["balanced_accuracy"], abs=1e-9)
-    assert tta["latency_ms"]["p50"] > 3 * plain["latency_ms"]["p50"]   # 8 inferences per patch
+    # (That TTA costs ~8× the latency is a speed figure: benchmarks/, not a test that timing noise can fail.)
     assert res["passed"] is True
 
 

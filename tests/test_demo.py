@@ -30,7 +30,7 @@ def test_demo_runs_end_to_end_on_synthetic_data(synth_data, tmp_path):
     assert "demo finished" in r.output and str(out / "exported") in r.output
     # Step 0: the committed release model on the real field shipped in examples/ (real tissue, offline).
     real = json.loads((out / "real-field.json").read_text())["images"][0]
-    assert real["tissue_tiles"] == 221 and real["context"] and 0 < real["positive_share"] < 1
+    assert real["tissue_tiles"] == 221 and real["context"] and 0 < real["idc_share"] < 1
     assert (out / "real-field" / "field-14082.overlay.png").exists()
     assert "reused" not in r.output
 

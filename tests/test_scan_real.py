@@ -60,7 +60,7 @@ def test_scan_matches_per_patch_classification(mosaic, scan_backend, per_patch):
     assert not r.tissue_mask[no_patch].any()
     assert r.tissue_tiles == len(mosaic.tiles)
     assert r.positive_tiles == int((p_ref >= thr).sum())
-    assert r.positive_share == pytest.approx(r.positive_tiles / r.tissue_tiles)
+    assert r.idc_share == pytest.approx(r.positive_tiles / r.tissue_tiles)
     assert set(r.timing) == {"prepare", "mask", "tiling", "inference", "context", "total"}
 
 
@@ -99,7 +99,7 @@ def test_blank_frames_skip_inference(scan_backend):
               np.clip(240 + rng.normal(0, 4, (1080, 1920, 3)), 0, 255).astype(np.uint8),   # noisy empty field
               np.zeros((1080, 1920, 3), np.uint8)]
     for r in s.scan_frames(frames):
-        assert r.tiles == 798 and r.tissue_tiles == 0 and r.positive_share == 0.0
+        assert r.tiles == 798 and r.tissue_tiles == 0 and r.idc_share == 0.0
         assert np.isnan(r.prob_map).all() and np.isnan(r.heat).all()
         assert r.ms_per_frame > 0
 

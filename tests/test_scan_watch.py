@@ -65,4 +65,5 @@ def test_timeout_and_skip_existing(tmp_path, mosaic, scan_backend):
     stats = WatchStats()
     t0 = time.monotonic()
     events = list(watch(tmp_path, Scanner(scan_backend), include_existing=False, timeout=0.5, stats=stats))
-    assert events == [] and stats.stopped_by == "timeout" and time.monotonic() - t0 < 5
+    # The stop reason is the check; the bound only catches a watch that never ends (not a speed test).
+    assert events == [] and stats.stopped_by == "timeout" and time.monotonic() - t0 < 60

@@ -50,7 +50,7 @@ def test_same_tiles_as_png(tmp_path, scanner, field):
     # The release's context stage runs once over the slide's grid: band edges (every 4 rows) see
     # their neighbours, so the field-level tiles equal the whole frame's.
     assert s["context"] == whole.context and s["context"] is not None
-    assert s["idc_share"] == pytest.approx(whole.positive_share, abs=1e-12)
+    assert s["idc_share"] == pytest.approx(whole.idc_share, abs=1e-12)
     heat = np.asarray(Image.open(s["outputs"]["heat"]))
     assert heat.shape == (*whole.prob_map.shape, 4)
     assert np.array_equal(heat[..., 3] > 0, whole.tissue_mask)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from edgecnn.clikit import JSON_HELP, Quiet, Verbose, emit_json, err, fail, int_list
 
-SCAN_JSON_HELP = ("Image files: one JSON document (model, and per image: tiles, tissue_tiles, positive_share, "
+SCAN_JSON_HELP = ("Image files: one JSON document (model, and per image: tiles, tissue_tiles, idc_share, "
                   "ms_per_frame, grid) to FILE, or - for stdout. Video, --camera, --watch: JSON lines as frames "
                   "are rendered (one per frame, then {\"summary\": ...} with per-stage p50/p99 and fps).")
 
@@ -194,7 +194,7 @@ def _load_scanner(model, threads, batch_size, min_tissue, rescale, threshold, ed
     try:
         if model is not None and Path(model).is_dir():   # a release folder, as bench takes: its fastest artifact
             model = default_model_path(model)
-        scanner = Scanner(model, threads=threads, batch_size=batch_size, tissue_threshold=min_tissue, rescale=rescale,
+        scanner = Scanner(model, threads=threads, batch_size=batch_size, min_tissue=min_tissue, rescale=rescale,
                           threshold=threshold, edge=edge, verify=not no_verify, context=context)
         if scanner.context is not None and stride is not None:
             scanner.context.check_geometry(scanner.tile_size, stride, f"--stride {stride}")
@@ -296,7 +296,7 @@ def _print_frame(console: Console, item, report) -> None:
         console.print(f"[red]skipped[/red] {escape(f.name)}: {escape(item.error)}", highlight=False)
         return
     r = item.result
-    console.print(f"#{f.index} {escape(f.name)}: {r.tissue_tiles} tissue tiles, IDC {100 * r.positive_share:.1f}%, "
+    console.print(f"#{f.index} {escape(f.name)}: {r.tissue_tiles} tissue tiles, IDC {100 * r.idc_share:.1f}%, "
                   f"scan {item.scan_ms:.0f} ms, {report.fps:.1f} fps, dropped {report.dropped}", highlight=False)
 
 
@@ -308,7 +308,7 @@ def _table(records: list[dict[str, Any]], title: str) -> Table:
         if "error" in r:
             continue   # listed under the table, whole: a long message does not fit a number's column
         t.add_row(escape(r["name"]), str(r["tiles"]), str(r["tissue_tiles"]),
-                  f"{100 * r['positive_share']:.1f}%", f"{r['ms_per_frame']:.1f}")
+                  f"{100 * r['idc_share']:.1f}%", f"{r['ms_per_frame']:.1f}")
     return t
 
 

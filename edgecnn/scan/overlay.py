@@ -154,7 +154,7 @@ def overlay_array(image: Any, result: ScanResult, threshold: float | None = None
         out = blend(frame, _fit(result.heat, (frame.shape[1], frame.shape[0])), threshold)
     if legend:
         out = np.ascontiguousarray(out)
-        paste_legend(out, threshold, result.positive_share)
+        paste_legend(out, threshold, result.idc_share)
     return out
 
 
@@ -184,14 +184,14 @@ def _legend_pixels(threshold: float, share_pct: int | None, scale: float) -> np.
     return a
 
 
-def legend_image(threshold: float, positive_share: float | None, scale: float = 1.0) -> Image.Image:
+def legend_image(threshold: float, idc_share: float | None, scale: float = 1.0) -> Image.Image:
     """The legend box: the yellow→red ramp, a tick at the threshold and the IDC share, at ``scale``."""
     s = max(1.0, scale)
     w, bar, pad = int(160 * s), max(8, int(8 * s)), max(4, int(4 * s))
     font = _font(max(10, int(11 * s)))
     text = f"p(IDC) 0..1  thr {threshold:.2f}"
-    if positive_share is not None:
-        text += f"  IDC {100 * positive_share:.0f}%"
+    if idc_share is not None:
+        text += f"  IDC {100 * idc_share:.0f}%"
     tw = int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(text, font=font))
     width = max(w, tw) + 2 * pad
     text_h = int(font.size * 1.3) if hasattr(font, "size") else 12
@@ -205,12 +205,12 @@ def legend_image(threshold: float, positive_share: float | None, scale: float = 
     return im
 
 
-def paste_legend(out: np.ndarray, threshold: float, positive_share: float | None) -> None:
+def paste_legend(out: np.ndarray, threshold: float, idc_share: float | None) -> None:
     """Draw the legend into ``out`` (H, W, 3) top-left, scaled with the frame; skipped below 60×40 px."""
     h, w = out.shape[:2]
     if w < 60 or h < 40:
         return
-    share = None if positive_share is None else int(round(100 * positive_share))
+    share = None if idc_share is None else int(round(100 * idc_share))
     im = _legend_pixels(round(float(threshold), 2), share, legend_scale(w, h))
     m = max(4, int(4 * legend_scale(w, h)))
     ih, iw = min(im.shape[0], h - m), min(im.shape[1], w - m)
@@ -220,7 +220,7 @@ def paste_legend(out: np.ndarray, threshold: float, positive_share: float | None
 def draw_legend(im: Image.Image, threshold: float, result: ScanResult | None = None) -> None:
     """The legend drawn onto a PIL image in place (see ``paste_legend``)."""
     a = np.array(im.convert("RGB"))
-    paste_legend(a, threshold, result.positive_share if result is not None else None)
+    paste_legend(a, threshold, result.idc_share if result is not None else None)
     im.paste(Image.fromarray(a))
 
 

@@ -97,7 +97,7 @@ class ScanResult:
         return int(self.positive_mask.sum())
 
     @property
-    def positive_share(self) -> float:
+    def idc_share(self) -> float:
         """IDC-positive tiles / tissue tiles (0.0 when the frame holds no tissue)."""
         n = self.tissue_tiles
         return self.positive_tiles / n if n else 0.0
@@ -127,7 +127,7 @@ class ScanResult:
             "tiles": self.tiles,
             "tissue_tiles": self.tissue_tiles,
             "positive_tiles": self.positive_tiles,
-            "positive_share": self.positive_share,
+            "idc_share": self.idc_share,
             "threshold": self.threshold,
             "context": self.context,
             "ms_per_frame": self.ms_per_frame,
@@ -150,7 +150,7 @@ class Scanner:
 
     ``model``: an artifact path (loaded with ``edgecnn.runtime.load``), a loaded Backend, or None
     for the release model (``edgecnn.scan.model.default_model_path``). ``threshold`` defaults to the
-    model's own (from its manifest). ``tissue_threshold`` (the minimum share of non-background
+    model's own (from its manifest). ``min_tissue`` (the minimum share of non-background
     pixels for a tile to be classified), ``white_level``, ``black_level``: the tissue rule
     (``edgecnn.scan.tiling``). ``edge``: "drop" or "pad" for tiles past the frame's edge.
     ``profile``: with no ``model``, the device profile ``edgecnn tune`` wrote ("auto": the default
@@ -162,14 +162,14 @@ class Scanner:
     """
 
     def __init__(self, model: Any = None, threads: int | None = None, batch_size: int | None = None,
-                 tissue_threshold: float = MIN_TISSUE, rescale: float = 1.0, *,
+                 min_tissue: float = MIN_TISSUE, rescale: float = 1.0, *,
                  threshold: float | None = None, edge: str = "drop", white_level: int = WHITE_LEVEL,
                  black_level: int = BLACK_LEVEL, runtime: str | None = None, verify: bool = True,
                  profile: Any = "auto", context: Any = "auto"):
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
-        if not 0.0 <= tissue_threshold <= 1.0:
-            raise ValueError(f"tissue_threshold is a share of a tile's pixels, in [0, 1]; got {tissue_threshold}")
+        if not 0.0 <= min_tissue <= 1.0:
+            raise ValueError(f"min_tissue (--min-tissue) is a share of a tile's pixels, in [0, 1]; got {min_tissue}")
         if not rescale > 0:
             raise ValueError(f"rescale must be a positive factor; got {rescale}")
         self.profile = None
@@ -181,7 +181,7 @@ class Scanner:
         threads = threads or usable_cores()
         self.backend = load_backend(model, threads=threads, runtime=runtime, verify=verify)
         self.batch_size = batch_size or DEFAULT_BATCH
-        self.tissue_threshold = float(tissue_threshold)
+        self.min_tissue = float(min_tissue)
         self.rescale = float(rescale)
         self.context, self.context_notice = resolve_context(context, self.backend)
         default = self.context.threshold if self.context is not None else self.backend.threshold
@@ -241,7 +241,7 @@ class Scanner:
         t1 = time.perf_counter()
         covered = covered_frame(frame, grid)
         frac = tissue_fraction(covered, grid, self.white_level, self.black_level)
-        tissue = frac >= self.tissue_threshold
+        tissue = frac >= self.min_tissue
         t2 = time.perf_counter()
         rr, cc = np.nonzero(tissue)
         batch = tile_view(covered, grid)[rr, cc]  # the one copy: (N, S, S, 3) contiguous, the model's input

@@ -10,7 +10,7 @@ border patches are (``edgecnn.data.decode``: pixels top-left, white fill).
 Tissue mask. A pixel is background when it is near-white (every channel >= ``white_level``,
 default 220: bright glass, an empty field, white padding) or near-black (every channel <=
 ``black_level``, default 25: closed shutter, vignette). A tile is tissue when at least
-``min_tissue`` (``Scanner(tissue_threshold=...)``, CLI ``--min-tissue``; default 0.01, i.e. 25 of
+``min_tissue`` (``Scanner(min_tissue=...)``, CLI ``--min-tissue``; default 0.01, i.e. 25 of
 2,500 pixels) of its pixels are not background; only
 tissue tiles are sent to the model. The low bar is deliberate: the dataset's border patches can
 be a single row of pixels (50×1 padded white = 2% real pixels) and must still count. On the 12,057
