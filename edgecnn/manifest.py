@@ -103,6 +103,11 @@ def read_manifest(artifact: str | Path, required: bool = True) -> dict[str, Any]
         raise ArtifactError(f"{mp}: not valid JSON ({e}); re-export the artifact to rewrite it") from e
     if not isinstance(m, dict) or m.get("schema") != SCHEMA:
         raise ArtifactError(f"{mp}: not an edgecnn manifest (expected schema {SCHEMA!r})")
+    named = m.get("file")
+    if named is not None and (not isinstance(named, str) or Path(named).name != named or named in ("", ".", "..")):
+        # A manifest describes the file beside it; one that points elsewhere was not written by edgecnn.
+        raise ArtifactError(f"{mp}: names the file {named!r}, outside its own folder; refused. "
+                            "A manifest describes the artifact beside it: re-export the artifact")
     return m
 
 

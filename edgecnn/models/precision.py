@@ -33,7 +33,16 @@ def as_float32(model):
 
 
 def load_float32(path):
-    """``keras.models.load_model`` (no optimizer) with float32 compute, whatever the training policy."""
+    """``keras.models.load_model`` (no optimizer) with float32 compute, whatever the training policy.
+
+    Keras' safe mode stays on and no custom objects are registered: a file from elsewhere that
+    holds a Lambda layer (Python code) or an unknown class is refused, naming the file."""
     from edgecnn._tf import keras
 
-    return as_float32(keras.models.load_model(path, compile=False))
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: refused: not a model edgecnn can load safely ({e}). edgecnn loads Keras files "
+                         "in safe mode and knows only its own layers; rebuild the model with `edgecnn train`, "
+                         "or load it yourself if you trust where it came from") from e
+    return as_float32(model)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgecnn.manifest import ArtifactError
 from edgecnn.runtime.base import Backend, RuntimeUnavailable, manifest_quant
 
 _SHORT = {
@@ -72,7 +73,11 @@ class OrtBackend(Backend):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
         self.provider_list = resolve_providers(self.providers, ort.get_available_providers())
-        self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=self.provider_list)
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=self.provider_list)
+        except Exception as e:  # noqa: BLE001 — ORT's own exception types derive from Exception only
+            # e.g. a truncated file, an unknown op, or external data that leaves the model's folder.
+            raise ArtifactError(f"{self.path}: ONNX Runtime cannot load it: {e}") from e
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise ValueError(f"{self.path}: expected one input; got {len(inputs)}")
