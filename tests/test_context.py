@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from edgecnn.context import ContextError, NeighbourMean, RingLogistic, field_probs_of_patches, stage_from_dict
 from edgecnn.context.fit import Tiles, choose, logistic
 from edgecnn.context.stage import box_sums, ring_means, sigmoid
+from edgecnn.metrics import roc_auc
 
 runner = CliRunner()
 
@@ -115,7 +116,7 @@ def test_choose_picks_by_validation_auc_and_sets_the_threshold():
     probs = np.clip(0.3 + 0.4 * labels + rng.normal(0, 0.25, labels.size), 0.01, 0.99)
     tiles = Tiles(probs, labels, np.array(["p"] * labels.size), (xx.ravel() * 50 + 1), (yy.ravel() * 50 + 1))
     stage, table = choose(tiles, tiles)
-    patch_auc = choose.__globals__["roc_auc"](labels, probs)
+    patch_auc = roc_auc(labels, probs)
     assert max(r["val_auc"] for r in table) == pytest.approx(table[[r["params"] for r in table].index(stage.params())]["val_auc"])
     assert max(r["val_auc"] for r in table) > patch_auc + 0.05
     assert 0 < stage.threshold < 1
@@ -138,8 +139,8 @@ def field_release(release_dir, tmp_path_factory):
     """The test release folder with a neighbour-mean stage in its int8 TFLite's manifest."""
     import shutil
 
-    from edgecnn.manifest import manifest_path, read_manifest
     from edgecnn.fsutil import write_json
+    from edgecnn.manifest import manifest_path, read_manifest
 
     out = tmp_path_factory.mktemp("ctx-release")
     for f in release_dir.iterdir():
@@ -165,15 +166,12 @@ def test_scan_and_evaluate_agree_tile_by_tile(field_release, idc_data, patient_m
     assert r.exit_code == 0, r.output
     m = json.loads(r.stdout)
     assert set(m["context"]) >= {"balanced_accuracy", "roc_auc", "balanced_accuracy_ci95", "stage", "neighbours"}
-    from edgecnn.context.stage import stage_from_dict as _s
-
     from edgecnn.data import load_patches
-
-    ps = load_patches(data)
     from edgecnn.runtime import load
 
+    ps = load_patches(data)
     p = load(field_release).predict(ps.images)
-    q, _ = field_probs_of_patches(_s(m["context"]["stage"]), p, ps.patients, ps.xs, ps.ys)
+    q, _ = field_probs_of_patches(stage_from_dict(m["context"]["stage"]), p, ps.patients, ps.xs, ps.ys)
     rows, cols = (ps.ys - ps.ys.min()) // 50, (ps.xs - ps.xs.min()) // 50
     assert res.tissue_mask[rows, cols].all(), "every patch of the patient is a tissue tile of its mosaic"
     np.testing.assert_allclose(res.patch_prob_map[rows, cols], p, atol=1e-6)

@@ -34,8 +34,6 @@ class Tiles:
     xs: np.ndarray
     ys: np.ndarray
 
-    def take(self, mask: np.ndarray) -> "Tiles":
-        return Tiles(*(a[mask] for a in (self.probs, self.labels, self.patients, self.xs, self.ys)))
 
 
 def design(tiles: Tiles, radius: int, step: int, presence: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +89,7 @@ def score(stage: ContextStage, val: Tiles) -> dict[str, Any]:
             "val_bac": bac, "threshold": thr}
 
 
-def choose(val: Tiles, oof: Tiles | None, step: int = 50, progress=None) -> tuple[ContextStage, list[dict[str, Any]]]:
+def choose(val: Tiles, oof: Tiles | None, step: int = 50) -> tuple[ContextStage, list[dict[str, Any]]]:
     """Every candidate scored on validation; the best by AUC (ties: the simpler, listed first)."""
     table: list[dict[str, Any]] = []
     best: tuple[float, ContextStage] | None = None
@@ -101,7 +99,5 @@ def choose(val: Tiles, oof: Tiles | None, step: int = 50, progress=None) -> tupl
         stage.threshold = row["threshold"]
         if best is None or row["val_auc"] > best[0] + 1e-9:
             best = (row["val_auc"], stage)
-        if progress is not None:
-            progress(row)
-    assert best is not None
+    assert best is not None   # the neighbour means are always candidates
     return best[1], table

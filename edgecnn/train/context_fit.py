@@ -27,10 +27,10 @@ def fit_context(targets: list[Path], data: str, split: Path, folds_dir: Path | N
     from edgecnn.train.evaluate import select_part, split_file
 
     _check_targets(targets, attach)
-    patches = load_patches(data, progress=progress)
     sfile = split_file(split)
     if not sfile.exists():
         raise FileNotFoundError(f"--split {split}: no split.json there (exported/release has one)")
+    patches = load_patches(data, progress=progress)
     oof, folds = (None, [])
     if folds_dir is not None:
         oof, folds = _out_of_fold(Split.load(sfile), patches, data, Path(folds_dir), k, fold_epochs, progress, console)
