@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PYTHON ?= python3
 DEMO_OUT ?= demo-out
 
-.PHONY: setup setup-all demo test test-all bench release clean
+.PHONY: setup setup-all demo test test-all fuzz bench release clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,10 @@ test-all: setup-all
 _pytest:
 	@set +e; $(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+## fuzz: the readers' fuzz tests with 10,000 mutated inputs each (not in CI; docs/reliability.md)
+fuzz: setup
+	EDGECNN_FUZZ_EXAMPLES=$${EDGECNN_FUZZ_EXAMPLES:-10000} $(PY) -m pytest tests/test_fuzz_readers.py -q -p no:cacheprovider
 
 ## bench: pytest-benchmark suites on the release model (not part of the tests)
 bench: setup

@@ -103,12 +103,57 @@ def read_manifest(artifact: str | Path, required: bool = True) -> dict[str, Any]
         raise ArtifactError(f"{mp}: not valid JSON ({e}); re-export the artifact to rewrite it") from e
     if not isinstance(m, dict) or m.get("schema") != SCHEMA:
         raise ArtifactError(f"{mp}: not an edgecnn manifest (expected schema {SCHEMA!r})")
+    _check_fields(m, mp)
     named = m.get("file")
     if named is not None and (not isinstance(named, str) or Path(named).name != named or named in ("", ".", "..")):
         # A manifest describes the file beside it; one that points elsewhere was not written by edgecnn.
         raise ArtifactError(f"{mp}: names the file {named!r}, outside its own folder; refused. "
                             "A manifest describes the artifact beside it: re-export the artifact")
     return m
+
+
+_NUMBER = (int, float)
+
+
+def _check_fields(m: dict[str, Any], mp: Path) -> None:
+    """The fields the runtimes read, with the types they need: a hand-edited or damaged manifest is
+    refused here, naming the field, instead of failing somewhere inside a backend."""
+    def bad(field: str, want: str) -> ArtifactError:
+        return ArtifactError(f"{mp}: field {field!r} must be {want}, not {m.get(field)!r}; re-export the artifact "
+                             "(`edgecnn export`) or restore the manifest")
+
+    for field in ("input", "output", "preprocessing"):
+        if field in m and m[field] is not None and not isinstance(m[field], dict):
+            raise bad(field, "an object")
+    for field in ("input", "output"):
+        part = m.get(field) or {}
+        shape = part.get("shape")
+        if shape is not None and not (isinstance(shape, list) and all(d is None or (isinstance(d, int) and
+                                                                              not isinstance(d, bool) and d > 0)
+                                                                     for d in shape)):
+            raise ArtifactError(f"{mp}: {field}.shape must be a list of positive sizes or null, not {shape!r}")
+        q = part.get("quantization")
+        if q is not None and not (isinstance(q, dict) and isinstance(q.get("scale"), _NUMBER)
+                                  and isinstance(q.get("zero_point"), int)):
+            raise ArtifactError(f"{mp}: {field}.quantization must be null or {{scale, zero_point}}, not {q!r}")
+        for key in ("dtype", "kind", "layout", "name"):
+            if part.get(key) is not None and not isinstance(part[key], str):
+                raise ArtifactError(f"{mp}: {field}.{key} must be text, not {part[key]!r}")
+    pre = m.get("preprocessing") or {}
+    for key in ("scale", "offset"):
+        v = pre.get(key)
+        if v is not None and not (isinstance(v, _NUMBER) and not isinstance(v, bool) and abs(v) < 1e6):
+            raise ArtifactError(f"{mp}: preprocessing.{key} must be a number, not {v!r}")
+    thr = m.get("threshold")
+    if thr is not None and not (isinstance(thr, _NUMBER) and not isinstance(thr, bool) and 0.0 <= thr <= 1.0):
+        raise bad("threshold", "a probability in [0, 1]")
+    if m.get("positive_class", 1) not in (0, 1) or isinstance(m.get("positive_class"), bool):
+        raise bad("positive_class", "0 or 1")
+    for field in ("precision", "format", "model", "sha256", "file"):
+        if m.get(field) is not None and not isinstance(m[field], str):
+            raise bad(field, "text")
+    if m.get("context") is not None and not isinstance(m["context"], dict):
+        raise bad("context", "an object (`edgecnn context fit` writes it) or absent")
 
 
 def verify_artifact(artifact: str | Path, manifest: dict[str, Any]) -> None:

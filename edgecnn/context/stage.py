@@ -157,7 +157,7 @@ class RingLogistic(ContextStage):
 
     def __post_init__(self) -> None:
         n = self.size + 1 + (self.size if self.presence else 0)
-        if self.coef and len(self.coef) != n:
+        if len(self.coef) != n:
             raise ContextError(f"ring_logistic of radius {self.size}{' with presence' if self.presence else ''} "
                                f"needs {n} coefficients, got {len(self.coef)}")
 

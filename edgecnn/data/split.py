@@ -52,7 +52,8 @@ class Split:
         for name, ids in self.parts().items():
             for p in ids:
                 if p in seen:
-                    raise ValueError(f"patient {p} is in both {seen[p]} and {name}: splits must be patient-disjoint")
+                    where = f"twice in {name}" if seen[p] == name else f"in both {seen[p]} and {name}"
+                    raise ValueError(f"patient {p} is {where}: splits must list each patient once")
                 seen[p] = name
         return self
 
@@ -87,11 +88,14 @@ class Split:
     def load(cls, path: str | os.PathLike) -> "Split":
         try:
             d = read_json(path)
-            split = cls(d["train"], d["val"], d["test"], d.get("method", "unknown"), d.get("seed"), d.get("info", {}))
-        except (OSError, ValueError, KeyError, TypeError) as e:
+            parts = [d[k] for k in ("train", "val", "test")]
+            if not all(isinstance(v, list) and all(isinstance(p, (str, int)) and not isinstance(p, bool) for p in v)
+                       for v in parts):
+                raise TypeError("train, val and test must be lists of patient ids")
+            return cls(*parts, d.get("method", "unknown"), d.get("seed"), d.get("info", {})).check_disjoint()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise DataError(f"{path}: not a valid split file ({type(e).__name__}: {e}); "
                             "write one with `edgecnn data split PATH --out FILE`") from e
-        return split.check_disjoint()
 
 
 def _counts(n: int, val: float, test: float) -> tuple[int, int]:

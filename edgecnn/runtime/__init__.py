@@ -108,6 +108,8 @@ def load(path: str | Path, runtime: str | None = None, threads: int | None = Non
     try:
         manifest = read_manifest(path, required=not allow_no_manifest)
     except ArtifactError as e:
+        if "no manifest" not in str(e):
+            raise
         raise ArtifactError(f"{e} To run it with default preprocessing (pixel/255) and threshold 0.5 anyway, "
                             "pass allow_no_manifest=True (CLI: --allow-no-manifest).") from None
     if manifest is None:

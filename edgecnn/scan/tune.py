@@ -145,17 +145,31 @@ def load_profile(path: str | os.PathLike | None = None) -> dict[str, Any] | None
         return None
     try:
         prof = read_json(path)
-        choice = prof["choice"]
-        if prof.get("version") != PROFILE_VERSION or not {"artifact", "runtime", "threads"} <= set(choice):
-            raise ValueError("unknown layout")
+        _check_profile(prof)
     except (ValueError, KeyError, TypeError, OSError) as e:
         log.warning("%s: not a device profile (%s); run `edgecnn tune` again", path, e)
         return None
     if prof.get("machine") != machine_key():
+        other = prof.get("machine")
         log.warning("%s was made on another machine (%s); ignored. Run `edgecnn tune` here", path,
-                    prof.get("machine", {}).get("cpu"))
+                    other.get("cpu") if isinstance(other, dict) else other)
         return None
     return prof
+
+
+def _check_profile(prof: Any) -> None:
+    """The layout ``tune`` writes; the artifact is a file name in the release folder, nothing else."""
+    choice = prof.get("choice") if isinstance(prof, dict) else None
+    if prof.get("version") != PROFILE_VERSION or not isinstance(choice, dict):
+        raise ValueError("unknown layout")
+    art, threads, batch = choice.get("artifact"), choice.get("threads"), choice.get("batch_size")
+    if not isinstance(art, str) or Path(art).name != art or art in ("", ".", ".."):
+        raise ValueError(f"artifact {art!r} is not a file name of the release folder")
+    if not isinstance(choice.get("runtime"), str):
+        raise ValueError("no runtime")
+    for name, v in (("threads", threads), ("batch_size", batch)):
+        if not (v is None and name == "batch_size") and not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+            raise ValueError(f"{name} {v!r} is not a positive whole number")
 
 
 def apply_profile(profile: Any, runtime: str | None, threads: int | None, batch_size: int | None):
