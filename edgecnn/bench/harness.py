@@ -265,14 +265,13 @@ def _field_metrics(row: dict[str, Any], p: np.ndarray, ev: EvalData | None) -> d
     """Balanced accuracy and AUC with neighbours (the artifact's context stage), or None."""
     if ev is None or ev.xs is None or row["runtime"] == "keras":
         return None
-    from edgecnn.context import field_probs_of_patches
     from edgecnn.context.load import stage_of_artifact
+    from edgecnn.context.patches import field_scores
 
     stage = stage_of_artifact(row["artifact"])
     if stage is None:
         return None
-    q, cover = field_probs_of_patches(stage, p, ev.patients, ev.xs, ev.ys)
-    m = binary_metrics(ev.labels, q, stage.threshold)
+    q, cover, m = field_scores(stage, p, ev.labels, ev.patients, ev.xs, ev.ys)
     return {"balanced_accuracy": m["balanced_accuracy"], "roc_auc": m["roc_auc"], "threshold": stage.threshold,
             "stage": stage.describe(), "with_neighbours": cover["with_neighbours"], "n_patches": int(len(q))}
 

@@ -30,6 +30,16 @@ def field_probs_of_patches(stage: ContextStage, probs: np.ndarray, patients: np.
     return out, report
 
 
+def field_scores(stage: ContextStage, probs: np.ndarray, labels: np.ndarray, patients: np.ndarray, xs: np.ndarray,
+                 ys: np.ndarray, files: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
+    """(field-level probabilities, neighbour report, binary metrics at the stage's threshold): what
+    ``evaluate --context`` and ``bench`` report."""
+    from edgecnn.metrics import binary_metrics
+
+    q, cover = field_probs_of_patches(stage, probs, patients, xs, ys, files)
+    return q, cover, binary_metrics(labels, q, stage.threshold)
+
+
 def _patient_field(stage: ContextStage, p: np.ndarray, x: np.ndarray, y: np.ndarray, pid: str,
                    files: np.ndarray | None, report: dict[str, Any]) -> np.ndarray:
     out = alone(stage, p)

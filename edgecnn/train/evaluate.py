@@ -47,9 +47,12 @@ def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, ru
         backend = load(target, runtime=runtime, verify=verify)
         return backend.predict(images, tta=tta), float(backend.threshold), {
             "kind": "artifact", "file": str(target), "runtime": backend.runtime, "precision": backend.precision}
-    raise FileNotFoundError(
-        f"{target}: not a run folder, .keras model or exported artifact "
-        f"({', '.join(sorted(SUFFIX_RUNTIME))}); pass what `edgecnn train` or `edgecnn export` wrote")
+    raise not_a_target(target)
+
+
+def not_a_target(target: str | Path) -> FileNotFoundError:
+    return FileNotFoundError(f"{target}: not a run folder, .keras model or exported artifact "
+                             f"({', '.join(sorted(SUFFIX_RUNTIME))}); pass what `edgecnn train` or `edgecnn export` wrote")
 
 
 def check_target(target: str | Path) -> None:
@@ -65,9 +68,7 @@ def check_target(target: str | Path) -> None:
 
         read_manifest(t)
     elif t.suffix != ".keras":
-        raise FileNotFoundError(
-            f"{target}: not a run folder, .keras model or exported artifact "
-            f"({', '.join(sorted(SUFFIX_RUNTIME))}); pass what `edgecnn train` or `edgecnn export` wrote")
+        raise not_a_target(target)
 
 
 def keras_threshold(path: Path) -> tuple[float, str]:
@@ -147,10 +148,9 @@ def context_stage(target: str | Path, context_from: str | Path | None):
 
 def field_metrics(stage, p: np.ndarray, patches) -> dict[str, Any]:
     """Field-level metrics of patch probabilities ``p`` (the same names as the patch-level ones)."""
-    from edgecnn.context import field_probs_of_patches
+    from edgecnn.context.patches import field_scores
 
-    q, cover = field_probs_of_patches(stage, p, patches.patients, patches.xs, patches.ys, patches.files)
-    m = binary_metrics(patches.labels, q, stage.threshold)
+    q, cover, m = field_scores(stage, p, patches.labels, patches.patients, patches.xs, patches.ys, patches.files)
     m.update(patient_report(patches.labels, q, patches.patients, stage.threshold))
     m["stage"] = {**stage.to_dict(), "describe": stage.describe()}
     m["stage"].pop("meta", None)
