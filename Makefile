@@ -14,11 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-## setup-all: also PyTorch ([gpu-train], ~5 GB with its CUDA libraries) for edgecnn.torchtrain's tests
+## setup-all: also PyTorch ([gpu-train], ~5 GB with its CUDA libraries) for edgecnn.torchtrain's tests, and Ray
+##            ([cluster]) for `scan --cluster`'s
 setup-all: $(VENV)/.installed-all
 
 $(VENV)/.installed-all: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[dev,gpu-train]'
+	$(PY) -m pip install -q -e '.[dev,gpu-train,cluster]'
 	touch $@
 
 ## demo: data → train → quantize → export → bench → scan, on $$EDGECNN_DATA (else a Kaggle download: kagglehub
@@ -26,8 +27,8 @@ $(VENV)/.installed-all: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/edgecnn demo --out $(DEMO_OUT)
 
-## test: the test suite (real data when EDGECNN_DATA is set); PyTorch's tests skip, saying why
-## test-all: the same with PyTorch installed, so edgecnn.torchtrain is tested too (what CI runs)
+## test: the test suite (real data when EDGECNN_DATA is set); PyTorch's and Ray's tests skip, saying why
+## test-all: the same with PyTorch and Ray installed, so edgecnn.torchtrain and scan --cluster are tested too (what CI runs)
 ## pytest's "no tests" (5) is not a failure
 test: setup
 	@$(MAKE) --no-print-directory _pytest

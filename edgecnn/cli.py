@@ -81,16 +81,18 @@ def models_cmd(
         if build:
             from edgecnn.models import create_model
 
+            from edgecnn.models.macs import count_macs
+
             m = create_model(name)
-            row.update(params=int(m.count_params()), input_shape=list(m.input_shape[1:]))
+            row.update(params=int(m.count_params()), input_shape=list(m.input_shape[1:]), macs_per_tile=count_macs(m))
         rows.append(row)
     t = Table(title="edgecnn models")
-    for c in ("name", "description", "seed params") + (("built params", "input") if build else ()):
+    for c in ("name", "description", "seed params") + (("built params", "MMAC / tile", "input") if build else ()):
         t.add_column(c)
     for r in rows:
         cells = [r["name"], r["description"], f"{r['seed_params']:,}" if r["seed_params"] else "-"]
         if build:
-            cells += [f"{r['params']:,}", str(r["input_shape"])]
+            cells += [f"{r['params']:,}", f"{r['macs_per_tile'] / 1e6:.1f}", str(r["input_shape"])]
         t.add_row(*cells)
     if json_out != "-":
         Console().print(t)

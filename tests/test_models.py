@@ -27,10 +27,11 @@ VGG13_TABLE = [
 ]
 
 SEED_CFG = {"basic_cnn": {"input_size": 50}, "vgg13": {"input_size": 224}}
+SEED_MODELS = sorted(SEED_CFG)
 TABLES = {"basic_cnn": BASIC_CNN_TABLE, "vgg13": VGG13_TABLE}
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", SEED_MODELS)
 @pytest.mark.parametrize("seed_order", [False, True])
 def test_seed_table(name, seed_order):
     m = create_model(name, seed_order=seed_order, **SEED_CFG[name])
@@ -41,7 +42,7 @@ def test_seed_table(name, seed_order):
         assert lyr.count_params() == params, layer
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", SEED_MODELS)
 def test_qat_order_conv_bn_relu(name):
     """The default order is Conv(no activation) → BN → ReLU; seed_order is Conv(relu) → BN."""
     m = create_model(name, **SEED_CFG[name])
@@ -90,3 +91,40 @@ def test_vgg13_small_input_and_errors():
         create_model("resnet")
     with pytest.raises(ValueError, match="unknown option"):
         create_model("basic_cnn", width=3)
+
+
+# Multiply-adds per 50 px tile and parameters of every registered model, counted by hand from the
+# layer shapes (basic_cnn: 2,160,000 + 21,233,664 + 10,616,832 + 17,842,176 + 4,460,544 + 2,985,984
+# + 524,288 + 1,024; mobile_student_100: stem 405,000, then depthwise + pointwise per block, dense 384).
+COMPUTE_50PX = {
+    "basic_cnn": (59_824_512, 665_890),
+    "vgg13": (554_963_664, 32_392_442),
+    "mobile_student_100": (6_652_176, 79_826),
+    "mobile_student_125": (10_404_224, 122_626),
+}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_compute_per_registered_model(name):
+    from edgecnn.models.macs import count_macs
+
+    m = create_model(name, input_size=50)
+    assert (count_macs(m), m.count_params()) == COMPUTE_50PX[name]
+
+
+def test_students_fit_a_fifth_of_the_basic_cnn_and_quantize_to_pure_int8():
+    import numpy as np
+
+    from edgecnn.export.tflite import convert_keras, inspect_ops
+    from edgecnn.quantize.scheme import quantize_keras_model
+
+    for name in ("mobile_student_100", "mobile_student_125"):
+        assert COMPUTE_50PX[name][0] * 5 <= COMPUTE_50PX["basic_cnn"][0]
+    q, standalone = quantize_keras_model(create_model("mobile_student_100"))
+    assert standalone == []
+    ops = inspect_ops(convert_keras(q, "int8-qat"))
+    assert ops["integer_only"], ops["float_ops"]
+    assert {"DEPTHWISE_CONV_2D", "CONV_2D", "FULLY_CONNECTED"} <= set(ops["ops"])
+    with pytest.raises(ValueError, match="seed layer order"):
+        create_model("mobile_student_100", seed_order=True)
+    assert np.isfinite(q.predict(np.zeros((1, 50, 50, 3), np.float32), verbose=0)).all()

@@ -88,6 +88,7 @@ def describe(path: Path) -> dict[str, Any]:
         "input_size": int(shape[1]) if len(shape) == 4 and shape[1] else None,
         "size_bytes": int(m.get("size_bytes") or sum(f.stat().st_size for f in files)),
         "recorded": recorded_score(m.get("metrics")),
+        "macs_per_tile": (m.get("compute") or {}).get("macs_per_tile"),
     }
 
 

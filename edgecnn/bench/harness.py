@@ -228,6 +228,7 @@ def make_row(run: _RowRun, ev: EvalData, batches: list[int]) -> dict[str, Any]:
         "accuracy": None, "balanced_accuracy": None, "f1": None, "roc_auc": None,
         "reference": None, "agreement": None, "max_abs_dp": None, "bac_drop": None,
         "recorded": d.get("recorded"), "gate": None, "size_bytes": d["size_bytes"],
+        "macs_per_tile": d.get("macs_per_tile"),
         "inference_precision": info.get("inference_precision"), "providers": info.get("providers"),
         "passed_gate": None, "gate_reason": None, "error": run.error,
     }

@@ -61,6 +61,8 @@ COLUMNS = (
     Col("runtime", lambda r: r["runtime"], left=True),
     Col("thr", lambda r: "def" if r["threads"] is None else str(r["threads"]), hide_rank=1),
     Col("precision", _precision, left=True, hide_rank=2),
+    Col("MMAC", lambda r: _f(None if r.get("macs_per_tile") is None else r["macs_per_tile"] / 1e6, ".1f"), hide_rank=5,
+        optional=True),
     Col("BAC", lambda r: _f(r.get("balanced_accuracy"), ".4f")),
     Col("Δ float", _delta, hide_rank=3),
     Col("field BAC", lambda r: _f((r.get("context") or {}).get("balanced_accuracy"), ".4f"), hide_rank=7, optional=True),
@@ -162,6 +164,8 @@ def table_notes(result: dict[str, Any], hidden: list[str]) -> list[str]:
                      "runs it slowly, so time int8-ptq for ORT and build an engine from int8-trt (docs/tensorrt.md).")
     if any((r.get("context") or {}).get("balanced_accuracy") is not None for r in rows):
         notes.append("field BAC/AUC: with neighbouring tiles, through the artifact's context stage (docs/context.md).")
+    if any(r.get("macs_per_tile") for r in rows):
+        notes.append("MMAC: millions of multiply-adds per tile (the manifest's compute; the same in every format).")
     if hidden:
         notes.append(f"Hidden to fit this terminal: {', '.join(hidden)} (widen it, or --wide, --md, --json).")
     return notes
@@ -265,6 +269,10 @@ def _scatter(ax, rows: list[dict], result: dict) -> list:
         ax.annotate(",".join(numbers), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     handles = [ax.scatter([], [], marker="o", s=30, color=colour[rt], label=rt) for rt in runtimes]
     handles.append(ax.scatter([], [], marker="x", s=60, color="red", label="failed the gate"))
+    front = pareto_front(rows)
+    if len(front) > 1:
+        handles.append(ax.plot([r["latency_ms"]["p50"] for r in front], [r["balanced_accuracy"] for r in front],
+                               color="black", linewidth=0.8, linestyle=":", zorder=2, label="Pareto front")[0])
     if result["config"].get("min_bac") is not None:
         handles.append(ax.axhline(result["config"]["min_bac"], color="grey", linestyle="--", linewidth=0.8,
                                   label="--min-bac"))
@@ -277,6 +285,18 @@ def _scatter(ax, rows: list[dict], result: dict) -> list:
     ax.set_ylabel("balanced accuracy")
     ax.grid(True, alpha=0.3)
     return handles
+
+
+def pareto_front(rows: list[dict]) -> list[dict]:
+    """Rows that passed their gate and that no other such row beats on both latency and balanced
+    accuracy, fastest first: the artifacts worth choosing between."""
+    ok = sorted((r for r in rows if r.get("passed_gate") and _lat(r, "p50") and r.get("balanced_accuracy") is not None),
+                key=lambda r: (r["latency_ms"]["p50"], -r["balanced_accuracy"]))
+    front: list[dict] = []
+    for r in ok:
+        if not front or r["balanced_accuracy"] > front[-1]["balanced_accuracy"]:
+            front.append(r)
+    return front
 
 
 def _label_groups(rows: list[dict]) -> list[tuple[tuple[float, float], list[str]]]:

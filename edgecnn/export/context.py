@@ -43,6 +43,13 @@ class ExportContext:
             self._float = self.run.load_model()
         return self._float
 
+    def compute(self) -> dict[str, int]:
+        """Multiply-adds per tile and parameters: the cost a device pays, the same for every format."""
+        from edgecnn.models.macs import count_macs
+
+        m = self.float_model()
+        return {"macs_per_tile": count_macs(m), "params": int(m.count_params())}
+
     def has_qat(self) -> bool:
         return self.run.qat_model_path.exists()
 

@@ -51,7 +51,7 @@ def build_manifest(ctx, spec, extra: dict[str, Any]) -> dict[str, Any]:
             "threshold", "val_balanced_accuracy", "epoch", "quantization", "float_ops")})
     m = new_manifest(model=ctx.model_name, fmt=spec.format, precision=spec.precision, input_shape=shape,
                      input_dtype=inp.get("dtype", "float32"), threshold=ctx.threshold(spec),
-                     description=spec.description, source=source, **extra)
+                     description=spec.description, source=source, compute=ctx.compute(), **extra)
     m["input"]["name"] = "patch"
     m["input"]["quantization"] = inp.get("quantization")
     m["output"]["shape"] = out.get("shape") or [shape[0], 2]

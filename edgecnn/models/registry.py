@@ -67,3 +67,11 @@ register_model(ModelInfo(
     default_cfg={"input_size": None, "seed_order": False, "dropout": True},
     seed_params=133_055_738,
 ))
+# timm-style width variants (the name's suffix is the width ×100), so `train --model` picks one.
+for _width in (100, 125):
+    register_model(ModelInfo(
+        name=f"mobile_student_{_width}",
+        builder="edgecnn.models.mobile_student:build_mobile_student",
+        description=f"Small-device student, width {_width / 100:g}: strided stem + 5 depthwise-separable blocks",
+        default_cfg={"input_size": 50, "width": _width / 100, "seed_order": False, "dropout": True},
+    ))

@@ -32,6 +32,7 @@ class Run:
     records: list[dict[str, Any]] = field(default_factory=list)
     summaries: list[dict[str, Any]] = field(default_factory=list)
     slides: list[dict[str, Any]] = field(default_factory=list)
+    cluster: Optional[dict[str, Any]] = None
 
 
 def scan(
@@ -88,6 +89,10 @@ def scan(
                                          "(<out>/<slide>.checkpoint.npz).")] = False,
     checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Slides: seconds between checkpoints "
                                                     "of the tile results (what --resume continues from).")] = 5.0,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", help="Slides: scan on Ray (pip install 'edgecnn[cluster]'): "
+                                                   "local:N (N worker processes here), auto (the cluster `ray start` made), "
+                                                   "ray://HOST:PORT or HOST:PORT. One task per slide; a rerun skips finished "
+                                                   "slides (docs/cluster.md).")] = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -118,8 +123,11 @@ def scan(
         run.console.print(f"context: {scanner.context.describe()} (field-level; --no-context for tiles alone)"
                           if scanner.context is not None else f"context: {scanner.context_notice or 'off (--no-context)'}",
                           highlight=False)
-    if slides:
+    if slides and cluster:
+        _run_slides_on_cluster(run, slides, cluster, mpp, level)
+    elif slides:
         _run_slides(run, slides, mpp, level, resume, checkpoint_every)
+    if slides:
         if not (inputs or camera is not None or watch_dir is not None):
             return _report_slides(run)
     sources = _open_sources(inputs, camera, watch_dir, policy, timeout, skip_existing, settle)
@@ -156,6 +164,23 @@ def _run_slides(run: Run, slides, mpp, level, resume, checkpoint_every) -> None:
         run.slides.append(rec)
 
 
+def _run_slides_on_cluster(run: Run, slides, cluster: str, mpp, level) -> None:
+    from edgecnn.scan.cluster import ClusterError, scan_slides
+    from edgecnn.scan.slidecli import cluster_progress
+
+    try:
+        with cluster_progress(None if run.quiet else run.console, len(slides)) as tick:
+            result = scan_slides(slides, run.scanner, run.out, cluster, mpp=mpp, level=level,
+                                 rescale=run.scanner.rescale, progress=tick)
+    except ClusterError as e:
+        fail(str(e))
+    for rec in result["slides"]:
+        if "error" in rec:
+            run.console.print(f"[red]error[/red] {escape(rec['error'])}", highlight=False)
+    run.slides.extend(result["slides"])
+    run.cluster = result["cluster"]
+
+
 def _report_slides(run: Run) -> None:
     from edgecnn.scan.slidecli import slide_table
 
@@ -166,7 +191,15 @@ def _report_slides(run: Run) -> None:
                 o = r["outputs"]
                 run.console.print(f"{escape(Path(r['slide']).name)}: {o['overlay']}, {o['heat']}, {o['geojson']} "
                                   "(QuPath: File > Import objects)", highlight=False)
-    emit_json({"scanner": run.scanner.describe(), "slides": run.slides}, run.json_out)
+    doc = {"scanner": run.scanner.describe(), "slides": run.slides}
+    if run.cluster is not None:
+        doc["cluster"] = run.cluster
+        if run.json_out != "-":
+            c = run.cluster
+            rate = f", {c['tissue_tiles_per_s']:,.0f} tissue tiles/s" if c["tissue_tiles_per_s"] else ""
+            run.console.print(f"cluster {escape(c['address'])}: {c['workers']} workers, {c['chunks']} tasks, "
+                              f"{c['skipped']} slides already complete, {c['wall_seconds']:.1f} s{rate}", highlight=False)
+    emit_json(doc, run.json_out)
     if any("error" in r for r in run.slides):
         raise typer.Exit(1)
 

@@ -3,6 +3,7 @@ with a progress bar (tiles, tiles/s, ETA). A thin layer over ``edgecnn.scan.slid
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,24 @@ def _progress(console: Console):
                     TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True)
 
 
+@contextmanager
+def cluster_progress(console: Console | None, n_slides: int):
+    """One bar over every slide's grid tiles, advanced as the cluster's tasks return; yields the
+    ``progress(done, total)`` callback (None when quiet)."""
+    if console is None:
+        yield None
+        return
+    with _progress(console) as bar:
+        task = bar.add_task(f"{n_slides} slide{'s' * (n_slides != 1)} on the cluster", total=None, rate="")
+
+        def tick(done: int, total: int) -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
+            bar.update(task, completed=done, total=total,
+                       rate=f"{done / elapsed:,.0f} grid tiles/s" if elapsed > 0 and done else "")
+
+        yield tick
+
+
 def scan_one(path: Path, scanner, out: Path, *, mpp, level, rescale, resume, console: Console | None,
              checkpoint_s: float = 5.0) -> dict[str, Any]:
     """One slide → its summary, or {"slide", "error"} for a slide that cannot be read."""
@@ -101,4 +120,4 @@ def slide_table(records: list[dict[str, Any]]) -> Table:
     return t
 
 
-__all__ = ["scan_one", "slide_table", "split_inputs", "wants_streaming"]
+__all__ = ["cluster_progress", "scan_one", "slide_table", "split_inputs", "wants_streaming"]

@@ -12,7 +12,8 @@ transparent where no tissue), ``<stem>.overlay.png`` (a thumbnail with the heat 
 whole tiles: the sum over tiles of (tile area × the tile's tissue share).
 
 ``resume=True`` continues from ``<stem>.checkpoint.npz`` (``edgecnn.scan.checkpoint``), saved at
-most every ``checkpoint_s`` seconds and removed on completion.
+most every ``checkpoint_s`` seconds and removed on completion, and skips a slide whose
+``<stem>.summary.json`` (written last) says its outputs are complete for the same settings.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
+from edgecnn.fsutil import write_json
 from edgecnn.scan import checkpoint as ckpt
 from edgecnn.scan.slide import MODEL_MPP, SlideSource
 
@@ -51,7 +53,7 @@ def _grid_shape(reader, tile: int, edge: str) -> tuple[int, int]:
     return reader.height // tile, reader.width // tile
 
 
-def _new_state(rows: int, cols: int, tile: int) -> SlideState:
+def empty_state(rows: int, cols: int, tile: int) -> SlideState:
     k = max(1, min(tile, THUMB_MAX // max(rows, cols, 1)))
     return SlideState(np.full((rows, cols), np.nan, np.float32), np.zeros((rows, cols), bool),
                       np.zeros((rows, cols), np.float32), np.full((rows * k, cols * k, 3), 255, np.uint8), k)
@@ -76,12 +78,10 @@ def scan_slide(reader, scanner, out: str | Path, *, resume: bool = False, band_r
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stem = stem or reader.path.stem
-    tile, edge = scanner.tile_size, scanner.edge
-    rows, cols = _grid_shape(reader, tile, edge)
-    if rows < 1 or cols < 1:
-        raise ValueError(f"{reader.path}: {reader.width}×{reader.height} px at the model's scale is smaller than "
-                         f"one {tile}px tile; check --mpp / --rescale")
-    state = _new_state(rows, cols, tile)
+    state = new_slide_state(reader, scanner)
+    done = completed_summary(reader, scanner, out, stem) if resume else None
+    if done is not None:
+        return {**done, "skipped": "outputs complete"}
     ck_path = out / f"{stem}.checkpoint.npz"
     fp = ckpt.fingerprint(reader.path, scanner.describe(), reader.describe())
     start_y, elapsed0 = 0, 0.0
@@ -97,40 +97,104 @@ def scan_slide(reader, scanner, out: str | Path, *, resume: bool = False, band_r
         _scan_bands(reader, scanner, state, start_y, elapsed0, band_rows, ck_path, fp, progress, checkpoint_s)
     finally:
         scanner.rescale = rescale
-    # Bands are scanned tile by tile; the context stage runs once over the whole slide's grid, so
-    # tiles on a band's edge see their neighbours in the next band (the checkpoint keeps the tiles').
-    state.probs = scanner.field_map(state.probs, state.tissue, tile)
-    seconds = elapsed0 + time.perf_counter() - t0
-    summary = _summary(reader, scanner, state, seconds, start_y)
-    summary["outputs"] = write_outputs(reader, scanner, state, out, stem, summary)
+    summary = finish_slide(reader, scanner, state, out, stem, elapsed0 + time.perf_counter() - t0, start_y)
     ck_path.unlink(missing_ok=True)
     return summary
+
+
+def slide_grid(reader, scanner) -> tuple[int, int]:
+    """(rows, cols) of ``reader``'s slide at ``scanner``'s tile size; a ValueError when the slide
+    is smaller than one tile."""
+    tile = scanner.tile_size
+    rows, cols = _grid_shape(reader, tile, scanner.edge)
+    if rows < 1 or cols < 1:
+        raise ValueError(f"{reader.path}: {reader.width}×{reader.height} px at the model's scale is smaller than "
+                         f"one {tile}px tile; check --mpp / --rescale")
+    return rows, cols
+
+
+def new_slide_state(reader, scanner) -> SlideState:
+    """The empty grids and thumbnail of ``reader``'s slide at ``scanner``'s tile size."""
+    return empty_state(*slide_grid(reader, scanner), scanner.tile_size)
+
+
+def finish_slide(reader, scanner, state: SlideState, out: Path, stem: str, seconds: float,
+                 resumed_from_y: int = 0) -> dict[str, Any]:
+    """Context stage, summary and outputs of a filled grid; ``<stem>.summary.json`` is written last,
+    so its presence (``completed_summary``) means every output is complete."""
+    # Bands are scanned tile by tile; the context stage runs once over the whole slide's grid, so
+    # tiles on a band's edge see their neighbours in the next band (the checkpoint keeps the tiles').
+    state.probs = scanner.field_map(state.probs, state.tissue, scanner.tile_size)
+    summary = _summary(reader, scanner, state, seconds, resumed_from_y)
+    summary["outputs"] = write_outputs(reader, scanner, state, out, stem, summary)
+    summary["fingerprint"] = outputs_fingerprint(reader, scanner)
+    write_json(out / f"{stem}.summary.json", summary)
+    return summary
+
+
+def outputs_fingerprint(reader, scanner) -> str:
+    """What a slide's outputs depend on: the checkpoint's fingerprint plus the context stage and
+    the tissue rule, which change the heat map but not the raw tiles."""
+    d = scanner.describe()
+    extra = {"context": d.get("context"), "min_tissue": scanner.min_tissue, "edge": scanner.edge}
+    return ckpt.fingerprint(reader.path, d, reader.describe()) + json.dumps(extra, sort_keys=True, default=str)
+
+
+def completed_summary(reader, scanner, out: str | Path, stem: str | None = None) -> dict[str, Any] | None:
+    """The summary of an earlier scan of this slide with these settings whose outputs are all in
+    ``out``, else None (no scan, another model or setting, or an output missing)."""
+    stem = stem or reader.path.stem
+    path = Path(out) / f"{stem}.summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if summary.get("fingerprint") != outputs_fingerprint(reader, scanner):
+        return None
+    if not all(Path(p).is_file() for p in (summary.get("outputs") or {"missing": ""}).values()):
+        return None
+    return summary
+
+
+def scan_rows(reader, scanner, state: SlideState, r0: int, r1: int, band_rows: int = BAND_ROWS,
+              on_band: Callable[[int, int], None] | None = None) -> None:
+    """Fill grid rows [r0, r1) of ``state`` band by band (``r0`` a multiple of ``band_rows``, so the
+    bands are the ones a whole-slide scan reads); ``on_band(y_next, rows_done_to)`` after each.
+    The reader must already give the model's scale (``scanner.rescale`` 1)."""
+    tile, edge = scanner.tile_size, scanner.edge
+    band_h, k = band_rows * tile, state.k
+    r1 = min(r1, state.probs.shape[0])
+    for frame in SlideSource(reader, band_h, r0 * tile):
+        y = frame.meta["y"]
+        top = y // tile
+        if top >= r1:
+            break
+        band = frame.image[:min(band_rows, r1 - top) * tile] if edge == "drop" else frame.image
+        res = scanner.scan(band, stride=tile, source=frame.name, context=False)
+        n = min(res.prob_map.shape[0], r1 - top)
+        state.probs[top:top + n], state.tissue[top:top + n], state.frac[top:top + n] = \
+            res.prob_map[:n], res.tissue_mask[:n], res.tissue_fraction[:n]
+        state.thumb[top * k:(top + n) * k] = _thumb_band(band, n, state.probs.shape[1], tile, k)[:n * k]
+        if on_band is not None:
+            on_band(y + band_h, top + n)
 
 
 def _scan_bands(reader, scanner, state: SlideState, start_y: int, elapsed0: float, band_rows: int,
                 ck_path: Path, fp: str, progress, checkpoint_s: float) -> None:
     """Fill ``state`` band by band from ``start_y``; checkpoint at most every ``checkpoint_s``."""
-    tile, edge = scanner.tile_size, scanner.edge
     rows, cols = state.probs.shape
-    band_h, k = band_rows * tile, state.k
     t0 = last_save = time.perf_counter()
-    for frame in SlideSource(reader, band_h, start_y):
-        y = frame.meta["y"]
-        r0 = y // tile
-        if r0 >= rows:
-            break
-        band = frame.image[:min(band_rows, rows - r0) * tile] if edge == "drop" else frame.image
-        res = scanner.scan(band, stride=tile, source=frame.name, context=False)
-        n = res.prob_map.shape[0]
-        state.probs[r0:r0 + n], state.tissue[r0:r0 + n], state.frac[r0:r0 + n] = \
-            res.prob_map, res.tissue_mask, res.tissue_fraction
-        state.thumb[r0 * k:(r0 + n) * k] = _thumb_band(band, n, cols, tile, k)
-        if time.perf_counter() - last_save >= checkpoint_s and r0 + n < rows:
-            ckpt.save(ck_path, fp, y + band_h, elapsed0 + time.perf_counter() - t0, probs=state.probs,
+
+    def on_band(next_y: int, done_rows: int) -> None:
+        nonlocal last_save
+        if time.perf_counter() - last_save >= checkpoint_s and done_rows < rows:
+            ckpt.save(ck_path, fp, next_y, elapsed0 + time.perf_counter() - t0, probs=state.probs,
                       tissue=state.tissue, frac=state.frac, thumb=state.thumb)
             last_save = time.perf_counter()
         if progress is not None:
-            progress((r0 + n) * cols, rows * cols)
+            progress(done_rows * cols, rows * cols)
+
+    scan_rows(reader, scanner, state, start_y // scanner.tile_size, rows, band_rows, on_band)
 
 
 def _tile_mm2(reader, tile: int) -> tuple[float, bool]:
@@ -194,4 +258,6 @@ def write_outputs(reader, scanner, state: SlideState, out: Path, stem: str, summ
     return {k_: str(v) for k_, v in paths.items()}
 
 
-__all__ = ["BAND_ROWS", "heat_png", "scan_slide", "write_outputs"]
+__all__ = ["BAND_ROWS", "SlideState", "completed_summary", "empty_state", "finish_slide", "heat_png", "new_slide_state", "scan_rows",
+           "slide_grid",
+           "scan_slide", "write_outputs"]
