@@ -2,6 +2,8 @@
 # Rebuild a committed release model from scratch (docs/release.md):
 #   MODEL=basic_cnn (default) → exported/release/  (the device model: every format)
 #   MODEL=vgg13               → exported/vgg13/    (the seed's second network: int8 TFLite only, 32.5 MB, kept out of git)
+#   MODEL=mobile_student_100  → exported/student/  (the small-device student, every format; ~15 min of training
+#                                                    on 2 cores, distilled from the Basic CNN release)
 # Needs the real data: EDGECNN_DATA=/path/to/idc:/path/to/idc-more (Kaggle layout; several sources
 # separated by ':' are read as one). Basic CNN ~4 h on 2 CPU cores (four teachers, then the
 # student); VGG13 ~1.8 h more (20 bf16 epochs, one QAT epoch), distilled from the same teachers.
@@ -33,10 +35,15 @@ case "$MODEL" in
     TRAIN=(--input-size 50 --epochs 20 --lr 3e-4 --lr-schedule cosine --stain-jitter 0.05 --patience 10
            --mixed-precision "$PRECISION")
     QAT=(--epochs 1); CARD=(--no-keras) ;;
-  *) echo "MODEL must be basic_cnn or vgg13, got '$MODEL'" >&2; exit 2 ;;
+  mobile_student_*)
+    # The Basic CNN release (itself distilled from the four teachers) teaches the student directly.
+    RUN=${RUN:-runs/release-student}; OUT=${OUT:-exported/student}
+    TRAIN=("${BASIC_TRAIN[@]}"); QAT=(); CARD=()
+    TEACHER_SEEDS=""; TEACHERS=(--teacher exported/release/basic_cnn-fp32.keras) ;;
+  *) echo "MODEL must be basic_cnn, vgg13 or mobile_student_100/125, got '$MODEL'" >&2; exit 2 ;;
 esac
 
-TEACHERS=()
+TEACHERS=(${TEACHERS[@]+"${TEACHERS[@]}"})
 for seed in ${TEACHER_SEEDS:-}; do
   T="runs/release-teacher-$seed"; TEACHERS+=(--teacher "$T")
   [ -f "$T/model.keras" ] || $EDGECNN train --model basic_cnn --data "$EDGECNN_DATA" --out "$T" \
@@ -52,20 +59,21 @@ else
 fi
 [ -f "$RUN/qat/model.keras" ] || $EDGECNN quantize "$RUN" "${QAT[@]}" --json "$RUN.qat.json"
 $EDGECNN export "$RUN" --format tflite --precision int8-qat --out "$OUT" --force
-if [ "$MODEL" = basic_cnn ]; then
+if [ "$MODEL" != vgg13 ]; then
   $EDGECNN export "$RUN" --format onnx --precision int8-ptq --out "$OUT" --force
   $EDGECNN export "$RUN" --format onnx --precision fp32 --out "$OUT" --force
   # TensorRT's input (docs/tensorrt.md): symmetric INT8 Q/DQ, zero points 0; PTQ here because the
   # release QAT model keeps TFLite's asymmetric ranges. The export checks it; the line below shows it.
   $EDGECNN export "$RUN" --format onnx --precision int8-trt --out "$OUT" --force
-  $EDGECNN export --check-trt "$OUT/basic_cnn-int8-trt.onnx"
+  $EDGECNN export --check-trt "$OUT/$MODEL-int8-trt.onnx"
 fi
 
 # Field-level context (docs/context.md): three fold models give the training patients' out-of-fold
 # outputs, every candidate stage is chosen on validation; then both levels are scored for the card.
 ARTIFACTS=("$OUT"/*.tflite)
-[ "$MODEL" = basic_cnn ] && ARTIFACTS+=("$OUT"/*.onnx)
-$EDGECNN context fit "${ARTIFACTS[@]}" --data "$EDGECNN_DATA" --split "$SPLIT" --folds-dir runs/release-folds \
+[ "$MODEL" != vgg13 ] && ARTIFACTS+=("$OUT"/*.onnx)
+# Every model reuses the Basic CNN's fold runs: the stage reads probabilities, not the network.
+$EDGECNN context fit "${ARTIFACTS[@]}" --data "$EDGECNN_DATA" --split "$SPLIT" --folds-dir "${FOLDS:-runs/release-folds}" \
   --json "$RUN.context.json"
 .venv/bin/python scripts/context_report.py "$OUT" --data "$EDGECNN_DATA" --split "$SPLIT"
 

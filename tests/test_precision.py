@@ -54,3 +54,18 @@ def test_bad_precision_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="--mixed-precision must be one of auto, on, bf16, off"):
         TrainConfig(out=str(tmp_path), mixed_precision="fp8").validate()
+
+
+def test_bf16_training_restores_the_global_policy(tmp_path, idc_data):
+    """Keras' compute policy is process-global: after `train --mixed-precision bf16` the caller's
+    next model must be float32 again."""
+    from edgecnn._tf import keras
+    from edgecnn.models.registry import create_model
+    from edgecnn.train.fit import TrainConfig, train
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), data=str(idc_data), epochs=1, steps_per_epoch=2, max_patients=8,
+                      mixed_precision="bf16")
+    run = train(cfg, progress=False)
+    assert json.loads(run.config_path.read_text())["mixed_precision"] == "bf16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert create_model("basic_cnn").layers[1].compute_dtype == "float32"

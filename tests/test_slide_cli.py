@@ -106,3 +106,20 @@ def test_sigkilled_scan_resumes(tmp_path, patient_mosaic):
     (clean,) = json.loads(p.stdout)["slides"]
     for key in ("tiles", "tissue_tiles", "positive_tiles", "idc_share", "tissue_area_mm2", "idc_area_mm2"):
         assert resumed[key] == clean[key], key
+
+
+def test_dicom_slides_go_to_openslide(tmp_path):
+    """A .dcm file, a folder of DICOM instances (no suffix, DICM magic) and an archive folder of
+    such series are whole slides for OpenSlide, not images for Pillow; unreadable ones say so."""
+    single = tmp_path / "one.dcm"
+    single.write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
+    series = tmp_path / "archive" / "slide-a"
+    series.mkdir(parents=True)
+    for i in range(3):
+        (series / f"1.2.840.{i}").write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
+    for args in ((single,), (series,), (tmp_path / "archive",)):
+        p = _scan(*args, "--out", tmp_path / "o", "--json", "-", "-q")
+        assert p.returncode == 1 and "Traceback" not in p.stdout + p.stderr
+        (rec,) = json.loads(p.stdout)["slides"]
+        assert "OpenSlide" in rec["error"] and "DICOM" in rec["error"], rec
+        assert os.path.basename(rec["slide"]) == ("one.dcm" if args[0] == single else "slide-a")

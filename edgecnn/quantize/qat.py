@@ -18,6 +18,7 @@ and that calibrated model is "epoch 0", the baseline each fine-tuning epoch has 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,8 @@ def _class_weights(cfg: dict[str, Any], labels: np.ndarray) -> dict[int, float] 
 
         try:
             return class_weights(labels)
-        except ValueError:
+        except ValueError as e:
+            warnings.warn(f"QAT fine-tunes without class weights: {e}", stacklevel=2)
             return None
     return None
 

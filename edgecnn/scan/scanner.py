@@ -194,7 +194,11 @@ class Scanner:
     def describe(self) -> dict[str, Any]:
         """What runs: artifact, runtime, threads, batch size, threshold, and the device profile used."""
         b = self.backend
-        return {"model": str(getattr(b, "path", b)), "runtime": getattr(b, "runtime", None),
+        # ONNX Runtime takes CUDA by itself where onnxruntime-gpu sees a GPU: say which one runs.
+        providers = [p for p in getattr(b, "provider_list", None) or [] if p != "CPUExecutionProvider"]
+        runtime = getattr(b, "runtime", None)
+        return {"model": str(getattr(b, "path", b)),
+                "runtime": f"{runtime} on {', '.join(providers)}" if providers else runtime,
                 "threads": getattr(b, "threads", None), "batch_size": self.batch_size, "threshold": self.threshold,
                 "tile_size": self.tile_size, "profile": str(self.profile) if self.profile else None,
                 "context": self.context.to_dict() if self.context is not None else None}

@@ -37,13 +37,34 @@ from edgecnn.scan.sources import Frame, FrameSource, SourceError
 
 MODEL_MPP = 4.0
 # Vendor formats only OpenSlide reads; TIFFs are tried with OpenSlide first, then tifffile.
-SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
+SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide", ".dcm")
 TIFF_SUFFIXES = (".tif", ".tiff")
 CHUNK_PX = 4096          # widest read at the slide's level, in pixels (bounds memory on wide slides)
 
 
 class SlideError(SourceError):
     """A slide that cannot be read as asked (not a slide, no mpp, no such level); names the fix."""
+
+
+def dicom_instance(folder: str | os.PathLike) -> Path | None:
+    """The first instance of the DICOM whole-slide series in ``folder`` (``.dcm``, or the DICM magic:
+    instances are often named by UID, 1.2.840...), else None. OpenSlide opens a series from any one of its instances."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and (f.suffix.lower() == ".dcm" or _has_dicm_magic(f)):
+            return f
+    return None
+
+
+def _has_dicm_magic(f: Path) -> bool:
+    try:
+        with open(f, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
 
 
 def is_slide_path(path: str | os.PathLike) -> bool:
@@ -70,15 +91,17 @@ class OpenSlideReader:
 
     def __init__(self, path: str | os.PathLike, mpp: float | None = None, level: int | None = None,
                  target_mpp: float = MODEL_MPP):
-        self.path = Path(path)
+        self.path = Path(path)   # a DICOM series is its folder: outputs are named after it
         openslide = _openslide()
-        if not self.path.is_file():
-            raise SlideError(f"{self.path}: no such slide file")
+        file = dicom_instance(self.path) if self.path.is_dir() else self.path
+        if file is None or not file.is_file():
+            raise SlideError(f"{self.path}: no such slide file" if file is None or not self.path.is_dir() else
+                             f"{self.path}: a folder with no DICOM instances (.dcm) in it")
         try:
-            self.slide = openslide.OpenSlide(str(self.path))
+            self.slide = openslide.OpenSlide(str(file))
         except (openslide.OpenSlideError, OSError) as e:
             raise SlideError(f"{self.path}: not a slide OpenSlide can read, or truncated ({e}); "
-                             "formats: SVS, NDPI, MRXS, SCN, tiled TIFF. Copy the file again or convert it") from e
+                             "formats: SVS, NDPI, MRXS, SCN, DICOM, tiled TIFF. Copy the file again or convert it") from e
         self.mpp = float(mpp) if mpp else self._slide_mpp()
         self.target_mpp = float(target_mpp)
         self.factor = self.target_mpp / self.mpp          # level-0 pixels per model pixel
@@ -248,6 +271,8 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None, level: int | N
     """The reader for ``path``: OpenSlide for vendor formats and the TIFFs it knows (tiled,
     pyramidal), tifffile for other TIFFs."""
     path = Path(path)
+    if dicom_instance(path) is not None:
+        return OpenSlideReader(path, mpp, level)
     if not path.is_file():
         raise SlideError(f"{path}: no such file")
     if path.suffix.lower() in SLIDE_SUFFIXES:
@@ -285,5 +310,5 @@ class SlideSource(FrameSource):
         self.reader.close()
 
 
-__all__ = ["MODEL_MPP", "OpenSlideReader", "SLIDE_SUFFIXES", "SlideError", "SlideSource", "TiffReader",
+__all__ = ["MODEL_MPP", "OpenSlideReader", "SLIDE_SUFFIXES", "SlideError", "SlideSource", "TiffReader", "dicom_instance",
            "is_slide_path", "open_slide"]

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgecnn.scan.slide import SLIDE_SUFFIXES, TIFF_SUFFIXES
+from edgecnn.scan.slide import SLIDE_SUFFIXES, TIFF_SUFFIXES, dicom_instance
 
 
 def wants_streaming(path: Path, max_pixels: int) -> bool:
@@ -35,14 +35,18 @@ def wants_streaming(path: Path, max_pixels: int) -> bool:
 
 
 def split_inputs(inputs: list[Path] | None, max_pixels: int) -> tuple[list[Path], list[Path]]:
-    """(slides, other inputs); a folder contributes its slides and TIFFs, sorted by name."""
+    """(slides, other inputs); a folder contributes its slides, TIFFs and DICOM series (subfolders of
+    instances), sorted by name; a folder of DICOM instances is one slide."""
     slides: list[Path] = []
     rest: list[Path] = []
     for p in inputs or []:
-        if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in SLIDE_SUFFIXES + TIFF_SUFFIXES)
+        if dicom_instance(p) is not None:          # a DICOM whole slide: a folder of instances
+            slides.append(p)
+        elif p.is_dir():
+            found = sorted(q for q in p.iterdir() if (q.is_file() and q.suffix.lower() in SLIDE_SUFFIXES + TIFF_SUFFIXES)
+                           or dicom_instance(q) is not None)
             if not found:
-                raise ValueError(f"{p}: a folder with no slides (.svs, .ndpi, .mrxs, .tif, ...) in it")
+                raise ValueError(f"{p}: a folder with no slides (.svs, .ndpi, .mrxs, .tif, DICOM folders, ...) in it")
             slides.extend(found)
         elif wants_streaming(p, max_pixels):
             slides.append(p)

@@ -181,8 +181,19 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, console
     configuration, split, history and best score, so a killed run loses at most one epoch.
     Only ``out`` is read from ``cfg`` then; ``epochs`` may raise or lower the epoch budget.
     """
+    from edgecnn._tf import keras
+
     run = RunFolder(Path(cfg.out))
     cfg = _resolve_config(cfg, run, resume, epochs)
+    # The compute policy is process-global in Keras: a caller's later models must not inherit ours.
+    previous = keras.mixed_precision.global_policy()
+    try:
+        return _train(cfg, run, resume, progress, console)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _train(cfg: TrainConfig, run: RunFolder, resume: bool, progress: bool, console) -> RunFolder:
     strategy, device = _setup_device(cfg)
     model_cfg = _model_cfg(cfg)
     input_size = model_cfg["input_size"]
