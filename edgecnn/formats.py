@@ -27,6 +27,16 @@ class FormatSpec:
         return f"{model}-{self.precision}{self.suffix}"
 
 
+# Vela's output is a .tflite whose graph is one `ethos-u` custom operator: TensorFlow Lite Micro
+# with the Ethos-U driver runs it, no CPU runtime does, so it is never discovered as a CPU artifact.
+NPU_SUFFIX = "-vela.tflite"
+
+
+def npu_only(path) -> bool:
+    """A file only an NPU runs (Vela-compiled), which the CPU runtimes and the bench leave alone."""
+    return str(path).lower().endswith(NPU_SUFFIX)
+
+
 _F = FormatSpec
 FORMATS: tuple[FormatSpec, ...] = (
     _F("tflite", "fp32", ".tflite", "litert", "edgecnn.export.tflite:export_tflite", False, False, "float32 TFLite"),
@@ -44,6 +54,8 @@ FORMATS: tuple[FormatSpec, ...] = (
     _F("trt", "fp32", ".engine", "tensorrt", "edgecnn.export.tensorrt:export_engine", False, True, "TensorRT engine, fp32"),
     _F("trt", "fp16", ".engine", "tensorrt", "edgecnn.export.tensorrt:export_engine", False, True, "TensorRT engine, fp16"),
     _F("trt", "int8", ".engine", "tensorrt", "edgecnn.export.tensorrt:export_engine", False, True, "TensorRT engine, explicit int8 from the int8-trt ONNX"),
+    _F("vela", "int8", NPU_SUFFIX, "ethos-u", "edgecnn.export.vela:export_vela", True, False,
+       "Arm Ethos-U NPU: uint8-in/int8-out QAT TFLite compiled by Vela (runs on the NPU only)"),
 )
 
 # `--precision int8` means the format's best int8 path.
@@ -53,6 +65,7 @@ ALIASES = {
     ("openvino", "int8"): "int8-ptq",
     ("trt", "int8-qat"): "int8",      # older name of the int8 engine
     ("trt", "int8-trt"): "int8",
+    ("vela", "int8-qat"): "int8",
 }
 
 SUFFIX_RUNTIME = {".tflite": "litert", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".xml": "openvino"}

@@ -49,13 +49,17 @@ def test_tflite_all_precisions_manifest_and_checks(tflite_exports, qat_run):
     assert ms["int8-ptq"]["calibration"]["n_patches"] > 0
 
 
-def test_tflite_uint8_io_takes_raw_pixels(qat_run, tmp_path):
+@pytest.mark.parametrize("io", ["uint8", "uint8-int8"])
+def test_tflite_uint8_io_takes_raw_pixels(qat_run, tmp_path, io):
     from edgecnn.export import export_run
     from edgecnn.runtime import load
 
     run, _ = qat_run
-    (m,) = export_run(run, "tflite", "int8", io="uint8", out=tmp_path, **QUICK)
-    assert m["precision"] == "int8-qat" and m["input"]["dtype"] == "uint8"
+    (m,) = export_run(run, "tflite", "int8", io=io, out=tmp_path, **QUICK)
+    assert m["precision"] == "int8-qat" and m["input"]["dtype"] == "uint8" and m["io"] == io
+    assert m["output"]["dtype"] == io.split("-")[-1]
+    # Integer in and out: nothing of the graph is float, so an integer-only NPU takes all of it.
+    assert m["integer_only"] and "DEQUANTIZE" not in m["ops"]
     q = m["input"]["quantization"]
     assert q["zero_point"] == 0 and q["scale"] == pytest.approx(1 / 255, rel=0.02)
     assert m["output"]["quantization"] is not None and m["metrics"]["agreement"]["agreement"] >= 0.9
@@ -114,3 +118,30 @@ def test_fixed_batch_onnx(qat_run, tmp_path):
     dim0 = onnx.load(str(tmp_path / m["file"])).graph.input[0].type.tensor_type.shape.dim[0]
     assert dim0.dim_value == 8 and m["input"]["shape"][0] == 8
     assert m["metrics"]["test"]["n_patches"] > 0      # runtime pads the last partial batch
+
+
+def test_vela_puts_the_whole_graph_on_the_npu(qat_run, tmp_path):
+    """`--format vela`: the integer-I/O QAT graph compiled by Arm's Vela; every operator on the
+    NPU, its estimates in the manifest, accuracy measured on the graph it compiled; no CPU
+    runtime, bench or tune treats the NPU file as theirs."""
+    pytest.importorskip("ethosu.vela", reason="the vela format needs the [npu] extra (ethos-u-vela)")
+    from edgecnn.bench.data import BenchError
+    from edgecnn.bench.discover import discover_artifacts
+    from edgecnn.export import export_run
+    from edgecnn.runtime import load
+
+    run, _ = qat_run
+    (m,) = export_run(run, "vela", out=tmp_path, **QUICK)
+    assert m["file"].endswith("-int8-vela.tflite") and m["format"] == "vela" and m["io"] == "uint8-int8"
+    v = m["vela"]
+    assert v["npu_op_share"] == 1.0 and v["cpu_operators"] == 0, v
+    assert v["sram_kib"] > 0 and v["flash_kib"] > 0 and 0 < v["ms_per_tile"] < 100
+    assert v["macs_per_tile"] == pytest.approx(m["compute"]["macs_per_tile"], rel=0.05)
+    assert m["metrics"]["test"]["balanced_accuracy"] is not None and m["metrics"]["agreement"]["agreement"] >= 0.9
+    assert m["input"]["dtype"] == "uint8" and m["output"]["dtype"] == "int8"
+    with pytest.raises(ValueError, match="Ethos-U"):
+        load(tmp_path / m["file"])
+    with pytest.raises(BenchError, match="Vela"):
+        discover_artifacts([tmp_path / m["file"]])
+    export_run(run, "tflite", "int8-qat", out=tmp_path, **QUICK)
+    assert [p.name for p in discover_artifacts([tmp_path])] == [f"{run.model_name}-int8-qat.tflite"]

@@ -16,6 +16,7 @@ def test_unknown_format_or_precision():
         select_specs("coreml", None)
     assert [s.precision for s in select_specs("onnx", "int8")] == ["int8-ptq"]
     assert {s.format for s in select_specs("all", "fp32")} == {"tflite", "onnx", "openvino", "trt"}
+    assert {s.format for s in select_specs("all", "int8")} >= {"tflite", "onnx", "openvino", "trt", "vela"}
 
 
 def test_run_errors(export_run, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edgecnn.bench.data import BenchError
-from edgecnn.formats import SUFFIX_RUNTIME
+from edgecnn.formats import SUFFIX_RUNTIME, npu_only
 from edgecnn.fsutil import read_json
 from edgecnn.manifest import ArtifactError, artifact_files, read_manifest
 
@@ -44,7 +44,7 @@ def discover_artifacts(paths: Sequence[str | Path] | None, ignored: list[str] | 
 
 
 def _in_folder(folder: Path, ignored: list[str] | None) -> list[Path]:
-    known = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in SUFFIX_RUNTIME)
+    known = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in SUFFIX_RUNTIME and not npu_only(f))
     temps = [f for f in known if is_temp_file(f)]
     if ignored is not None:
         ignored.extend(str(f) for f in temps)
@@ -57,6 +57,9 @@ def _in_folder(folder: Path, ignored: list[str] | None) -> list[Path]:
 
 
 def _one_file(p: Path) -> Path:
+    if npu_only(p):
+        raise BenchError(f"{p}: compiled by Vela for an Ethos-U NPU; no CPU runtime runs it. Its manifest holds Vela's "
+                         "estimates (vela: NPU share, SRAM, flash, ms per tile); bench the int8 TFLite it came from")
     if p.suffix.lower() not in SUFFIX_RUNTIME:
         raise BenchError(f"{p}: not an artifact (known: {', '.join(sorted(SUFFIX_RUNTIME))})")
     if is_temp_file(p):

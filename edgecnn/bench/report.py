@@ -272,7 +272,8 @@ def _scatter(ax, rows: list[dict], result: dict) -> list:
     front = pareto_front(rows)
     if len(front) > 1:
         handles.append(ax.plot([r["latency_ms"]["p50"] for r in front], [r["balanced_accuracy"] for r in front],
-                               color="black", linewidth=0.8, linestyle=":", zorder=2, label="Pareto front")[0])
+                               color="black", linewidth=0.8, linestyle=":", drawstyle="steps-post", zorder=2,
+                               label="Pareto front")[0])
     if result["config"].get("min_bac") is not None:
         handles.append(ax.axhline(result["config"]["min_bac"], color="grey", linestyle="--", linewidth=0.8,
                                   label="--min-bac"))

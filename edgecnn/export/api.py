@@ -94,7 +94,7 @@ def export_run(
 
     formats: tflite | onnx | openvino | trt | all.  precision: a precision of that format
     (see edgecnn.formats; ``int8`` picks the format's best int8), None = every precision.
-    io: float | int8 | uint8 input/output of int8 TFLite graphs.  batch: None (resizable / dynamic),
+    io: float | int8 | uint8 | uint8-int8 (in-out) types of int8 TFLite graphs.  batch: None (resizable / dynamic),
     "dynamic", or a fixed batch size.  ``limit`` caps patches per split part (quick checks, tests).
     With ``formats="all"``, rows that need TensorRT on a machine without it, or a QAT model the
     run does not have, are skipped with the reason; asked for by name, they are errors.
@@ -137,16 +137,17 @@ def export_run(
 def _available_specs(run: RunFolder, specs: list[FormatSpec], everything: bool, skipped: list) -> list[FormatSpec]:
     """Cheap checks before any conversion: rows this machine or run cannot make are skipped
     (``--format all``) or refused (asked for by name)."""
-    if any(s.needs_gpu for s in specs):
-        from edgecnn.export.tensorrt import preflight
-
-        try:
-            preflight()
-        except ToolMissing as e:
-            if not everything:
-                raise
-            skipped += [{"key": s.key, "reason": str(e)} for s in specs if s.needs_gpu]
-            specs = [s for s in specs if not s.needs_gpu]
+    for needs, preflight in ((lambda s: s.needs_gpu, "edgecnn.export.tensorrt:preflight"),
+                             (lambda s: s.format == "vela", "edgecnn.export.vela:preflight")):
+        if any(needs(s) for s in specs):
+            module, func = preflight.split(":")
+            try:
+                getattr(importlib.import_module(module), func)()
+            except ToolMissing as e:
+                if not everything:
+                    raise
+                skipped += [{"key": s.key, "reason": str(e)} for s in specs if needs(s)]
+                specs = [s for s in specs if not needs(s)]
     if any(s.needs_qat for s in specs) and not run.qat_model_path.exists():
         reason = f"{run.path}: no QAT model; run `edgecnn quantize {run.path}` first"
         if not everything:
@@ -177,10 +178,12 @@ def _make_all(ctx, specs: list[FormatSpec], stage: Path, check_parts: tuple[str,
             path = stage / spec.filename(ctx.model_name)
             bar.describe(f"{spec.key} → {path.name}")
             extra = _exporter(spec)(ctx, spec, path)
+            # An NPU-only file is scored as the integer TFLite it was compiled from (its exporter says which).
+            check_path = Path(extra.pop("check_with", path))
             manifest = build_manifest(ctx, spec, extra)
             # Written once before the check so the runtime reads (and sha256-verifies) what a device will.
             write_manifest(path, manifest)
-            manifest["metrics"] = check_artifact(ctx, path, ctx.threshold(spec), check_parts)
+            manifest["metrics"] = check_artifact(ctx, check_path, ctx.threshold(spec), check_parts)
             write_manifest(path, manifest)
             bar.advance()
 

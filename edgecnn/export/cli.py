@@ -72,8 +72,9 @@ def export(
     precision: Annotated[Optional[str], typer.Option(
         "--precision", "-p", help="fp32, fp16, dynamic, int8-qat, int8-ptq, int8-trt (TensorRT's symmetric INT8 ONNX), or int8 (the format's best int8). "
                                   "Default: every precision of the format.")] = None,
-    io: Annotated[str, typer.Option(help="Input/output type of int8 TFLite graphs: float, int8 or uint8 "
-                                         "(uint8 takes raw pixels).")] = "float",
+    io: Annotated[str, typer.Option(help="Input/output type of int8 TFLite graphs: float, int8, uint8 (uint8 takes "
+                                         "raw pixels), or uint8-int8 (raw pixels in, int8 out: integer-only NPUs "
+                                         "such as Ethos-U run the whole graph).")] = "float",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default exported/<run name>).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite artifacts that already exist.")] = False,
     batch: Annotated[Optional[str], typer.Option("--batch-size", "-b", help="Batch size baked into the graph: an "

@@ -15,6 +15,7 @@ _TOOLS = {
     "onnx": ("tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx", "onnxruntime"),
     "openvino": ("tensorflow", "tf-keras", "tf2onnx", "onnx", "onnxruntime", "openvino"),
     "trt": ("tensorflow", "tf-keras", "tf2onnx", "onnx", "onnxruntime", "tensorrt"),
+    "vela": ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "ethos-u-vela"),
 }
 
 

@@ -14,7 +14,14 @@ import numpy as np
 from edgecnn.export.errors import ExportError
 from edgecnn.fsutil import write_bytes
 
-IO_TYPES = ("float", "int8", "uint8")
+# "uint8-int8": raw uint8 pixels in, int8 scores out, so an integer-only NPU (Arm Ethos-U via
+# Vela, microcontrollers) runs the whole graph with no float QUANTIZE/DEQUANTIZE left on the CPU.
+IO_TYPES = ("float", "int8", "uint8", "uint8-int8")
+
+
+def io_dtypes(io: str) -> tuple[str, str]:
+    """(input, output) element types of an ``--io`` choice."""
+    return (io, io) if "-" not in io else tuple(io.split("-", 1))  # type: ignore[return-value]
 INT8_PRECISIONS = ("int8-qat", "int8-ptq")
 
 
@@ -58,9 +65,9 @@ def convert_keras(model, precision: str, io: str = "float", input_size: int | No
     elif precision != "fp32":
         raise ExportError(f"no TFLite conversion for precision {precision!r}")
     if io != "float":
-        dt = tf.int8 if io == "int8" else tf.uint8
-        conv.inference_input_type = dt
-        conv.inference_output_type = dt
+        dt_in, dt_out = (tf.int8 if t == "int8" else tf.uint8 for t in io_dtypes(io))
+        conv.inference_input_type = dt_in
+        conv.inference_output_type = dt_out
     try:
         return conv.convert()
     except Exception as e:  # the converter raises ConverterError and friends, with long MLIR logs

@@ -17,7 +17,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from edgecnn.formats import SUFFIX_RUNTIME
+from edgecnn.formats import SUFFIX_RUNTIME, npu_only
 from edgecnn.manifest import ArtifactError, new_manifest, read_manifest, verify_artifact
 from edgecnn.runtime.base import Backend, RuntimeUnavailable
 
@@ -49,6 +49,10 @@ def canonical_runtime(name: str) -> str:
 def runtimes_for(path: str | Path) -> list[str]:
     """Every runtime that can run this file, its default first."""
     suffix = Path(path).suffix.lower()
+    if npu_only(path):
+        raise ValueError(f"{path}: compiled by Vela for an Arm Ethos-U NPU (one ethos-u custom operator): it runs under "
+                         "TensorFlow Lite Micro with the Ethos-U driver, not on a CPU. On a CPU run the int8 TFLite "
+                         "it came from (edgecnn export --format tflite --precision int8-qat)")
     if suffix not in SUFFIX_RUNTIME:
         raise ValueError(f"{path}: unknown artifact type {suffix or '(no suffix)'!r}; "
                          f"edgecnn runs {', '.join(sorted(SUFFIX_RUNTIME))} files made by `edgecnn export`")

@@ -66,14 +66,15 @@ class Candidate:
 def candidates(folder: Path, threads: Iterable[int], batch_sizes: Iterable[int],
                runtimes: Iterable[str] | None = None) -> list[Candidate]:
     """Every (artifact with a manifest, installed runtime that reads it, threads, batch size)."""
-    from edgecnn.formats import SUFFIX_RUNTIME
+    from edgecnn.formats import SUFFIX_RUNTIME, npu_only
     from edgecnn.manifest import manifest_path
     from edgecnn.runtime import canonical_runtime, runtime_available, runtimes_for
 
     wanted = {canonical_runtime(r) for r in runtimes} if runtimes else None
     out = []
     for art in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if art.suffix not in SUFFIX_RUNTIME or art.name.startswith(".") or not manifest_path(art).exists():
+        if (art.suffix not in SUFFIX_RUNTIME or npu_only(art) or art.name.startswith(".")
+                or not manifest_path(art).exists()):
             continue
         for rt in runtimes_for(art):
             if (wanted and rt not in wanted) or not runtime_available(rt):
