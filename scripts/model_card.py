@@ -18,6 +18,8 @@ from edgecnn.train.run import RunFolder
 NETWORKS = {
     "basic_cnn": "the seed study's Basic CNN",
     "vgg13": "VGG13 (Simonyan & Zisserman 2015; the seed study's second network) at the patches' native size",
+    "mobile_student_100": "the small-device student (strided stem, 5 depthwise-separable blocks, width 1.0)",
+    "mobile_student_125": "the small-device student (strided stem, 5 depthwise-separable blocks, width 1.25)",
 }
 
 
@@ -66,7 +68,7 @@ def main(run_dir: str, out_dir: str, *flags: str) -> None:
 
 {keras_note}
 
-{context_section(out)}## Limits
+{context_section(out)}{npu_section(out)}## Limits
 
 One public dataset from one institution; other stains, scanners and magnifications are untested.
 Inputs must be at the dataset's scale (50 px ≈ 50×50 patch of a 40× slide downsampled 16×).
@@ -75,6 +77,28 @@ Patch-level labels come from coarse annotations and are noisy. Rebuild with
 """
     write_bytes(out / "MODEL_CARD.md", text.encode())
     print(f"wrote {out / 'MODEL_CARD.md'}")
+
+
+def npu_section(out: Path) -> str:
+    """Vela's estimates for the NPU artifacts (`edgecnn export --format vela`); empty when none."""
+    rows = []
+    for f in sorted(out.glob("*-vela.tflite")):
+        v = (read_manifest(f, required=False) or {}).get("vela")
+        if v:
+            rows.append(f"| `{f.name}` | {v['accelerator']} at {v['clock_mhz']:g} MHz | {v['npu_operators']} of "
+                        f"{v['npu_operators'] + v['cpu_operators']} ({100 * v['npu_op_share']:.0f} %) | "
+                        f"{v['sram_kib']:.0f} KiB | {v['flash_kib']:.0f} KiB | {v['ms_per_tile']:.2f} ms |")
+    if not rows:
+        return ""
+    return """## Arm Ethos-U NPU (Vela's estimates)
+
+uint8 pixels in, int8 scores out, so no operator is left on the microcontroller's CPU. The file runs
+under TensorFlow Lite Micro with the Ethos-U driver; its accuracy above is that of the integer graph
+Vela compiled.
+
+| file | NPU | operators on the NPU | SRAM | flash | time per tile |
+|---|---|---|---|---|---|
+""" + "\n".join(rows) + "\n\n"
 
 
 def context_section(out: Path) -> str:

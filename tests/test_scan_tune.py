@@ -77,3 +77,27 @@ def test_tune_command_writes_the_profile(frame, release_dir, tmp_path, monkeypat
     assert res.exit_code == 2 and "no artifact" in res.output
     res = runner.invoke(app, ["tune", str(tmp_path / "missing.png")])
     assert res.exit_code == 2 and "missing.png" in res.output
+
+
+def test_max_drop_decides_whether_the_student_may_win(frame, tmp_path):
+    """The committed release model and student side by side: the student (~1 point lower recorded
+    test BAC, 1/9 of the multiply-adds) is eligible only when --max-drop allows that point."""
+    import shutil
+
+    from edgecnn.paths import project_root
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for f in ("release/basic_cnn-int8-qat.tflite", "student/mobile_student_100-int8-qat.tflite"):
+        src = project_root() / "exported" / f
+        shutil.copy(src, folder / src.name)
+        shutil.copy(src.with_name(src.name + ".json"), folder / (src.name + ".json"))
+    for max_drop, student_ok in ((0.02, True), (0.005, False)):
+        prof = tune(frame, folder, threads=[2], batch_sizes=[64], runtimes=["litert"], rounds=1, runs=1,
+                    max_drop=max_drop)
+        by = {r["artifact"]: r for r in prof["rows"]}
+        student = by["mobile_student_100-int8-qat.tflite"]
+        assert student["eligible"] is student_ok and by["basic_cnn-int8-qat.tflite"]["eligible"]
+        assert prof["bac_floor"] == pytest.approx(by["basic_cnn-int8-qat.tflite"]["recorded_bac"] - max_drop)
+        best = min((r for r in prof["rows"] if r["eligible"]), key=lambda r: r["ms_per_frame"])
+        assert prof["choice"]["artifact"] == best["artifact"]

@@ -404,6 +404,9 @@ def tune_command(
     threads: Annotated[Optional[str], typer.Option("--threads", "-t", help="Comma-separated thread counts to try (default: 1 … all cores).")] = None,
     batch_sizes: Annotated[str, typer.Option("--batch-sizes", "-b", help="Comma-separated tile batch sizes to try.")] = "64,256",
     runtimes: Annotated[Optional[str], typer.Option("--runtimes", "-r", help="Comma-separated runtimes (default: every installed one).")] = None,
+    max_drop: Annotated[float, typer.Option("--max-drop", help="Accuracy you trade for speed: an artifact may be chosen "
+                                            "when its recorded test balanced accuracy is at most this far below the "
+                                            "best one's (a student model in the folder then can win).")] = 0.01,
     rounds: Annotated[int, typer.Option(help="Interleaved rounds (A B C A B C ...); the median of round medians ranks.")] = 3,
     runs: Annotated[int, typer.Option(help="Timed scans per candidate per round.")] = 5,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Profile to write (default: ~/.cache/edgecnn/device-profile.json, or $EDGECNN_DEVICE_PROFILE).")] = None,
@@ -425,7 +428,8 @@ def tune_command(
     try:
         with _status(console, quiet) as say:
             prof = tune(image, models, threads=int_list(threads, "--threads"), batch_sizes=int_list(batch_sizes, "--batch-sizes"),
-                        runtimes=runtimes.split(",") if runtimes else None, rounds=rounds, runs=runs, progress=say)
+                        runtimes=runtimes.split(",") if runtimes else None, rounds=rounds, runs=runs, max_drop=max_drop,
+                        progress=say)
     except (FileNotFoundError, ValueError) as e:
         fail(str(e))
     if json_out != "-":

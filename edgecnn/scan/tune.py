@@ -85,9 +85,14 @@ def candidates(folder: Path, threads: Iterable[int], batch_sizes: Iterable[int],
 
 def tune(frame: np.ndarray, folder: str | os.PathLike | None = None, *, threads: Iterable[int] | None = None,
          batch_sizes: Iterable[int] = (64, 256), runtimes: Iterable[str] | None = None, rounds: int = 3,
-         runs: int = 5, max_label_diff: float = 0.01,
+         runs: int = 5, max_label_diff: float = 0.01, max_drop: float = 0.01,
          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Measure every candidate on ``frame`` and return the profile (not written; see ``save_profile``)."""
+    """Measure every candidate on ``frame`` and return the profile (not written; see ``save_profile``).
+
+    The fastest eligible candidate wins. Eligible: its recorded test balanced accuracy (manifest)
+    is at most ``max_drop`` below the best candidate's, so a cheaper model (a student) may win
+    when it is accurate enough; without a recorded score, its tile labels on ``frame`` differ
+    from the reference's on at most ``max_label_diff`` of the tissue tiles."""
     from edgecnn.scan.model import default_model_path
     from edgecnn.scan.scanner import Scanner
 
@@ -112,11 +117,14 @@ def tune(frame: np.ndarray, folder: str | os.PathLike | None = None, *, threads:
             rounds_ms[i].append(lat.p50)
     for s in scanners:
         s.backend.close()
+    scored = [r["recorded_bac"] for r in rows if r["recorded_bac"] is not None]
+    floor = max(scored) - max_drop if scored else None
     for row, ms in zip(rows, rounds_ms):
         med = statistics.median(ms)
         row.update(ms_per_frame=med, round_p50_ms=ms,
                    spread=(max(ms) - min(ms)) / med if med else 0.0,
-                   eligible=row["label_diff"] <= max_label_diff)
+                   eligible=(row["recorded_bac"] >= floor) if row["recorded_bac"] is not None and floor is not None
+                   else row["label_diff"] <= max_label_diff)
     eligible = [r for r in rows if r["eligible"]] or rows
     best = min(eligible, key=lambda r: r["ms_per_frame"])
     return {"version": PROFILE_VERSION, "machine": machine_key(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -124,15 +132,20 @@ def tune(frame: np.ndarray, folder: str | os.PathLike | None = None, *, threads:
             "choice": {k: best[k] for k in ("artifact", "runtime", "threads", "batch_size", "ms_per_frame")},
             "frame": {"width": int(frame.shape[1]), "height": int(frame.shape[0]), "tiles": reference.tiles,
                       "tissue_tiles": reference.tissue_tiles, "reference": default_model_path(folder).name},
-            "rounds": rounds, "runs_per_round": runs, "rows": rows}
+            "rounds": rounds, "runs_per_round": runs, "max_drop": max_drop, "bac_floor": floor, "rows": rows}
 
 
 def _row(c: Candidate, result, reference) -> dict[str, Any]:
     both = reference.tissue_mask & result.tissue_mask
     a = reference.prob_map[both] >= reference.threshold
     b = result.prob_map[both] >= result.threshold
+    from edgecnn.bench.discover import recorded_score
+    from edgecnn.manifest import read_manifest
+
+    recorded = recorded_score((read_manifest(c.artifact, required=False) or {}).get("metrics"))
     return {"artifact": c.artifact.name, "runtime": c.runtime, "threads": c.threads, "batch_size": c.batch_size,
-            "label_diff": float((a != b).mean()) if both.any() else 0.0}
+            "label_diff": float((a != b).mean()) if both.any() else 0.0,
+            "recorded_bac": recorded["balanced_accuracy"] if recorded else None}
 
 
 def save_profile(profile: dict[str, Any], path: str | os.PathLike | None = None) -> Path:
