@@ -78,6 +78,8 @@ def test_resolve_falls_back_to_synthetic_loudly(tmp_path, monkeypatch, capsys):
     assert src.path == tmp_path / "cache" / "synthetic" and is_synthetic(src.path)
     assert "SYNTHETIC" in capsys.readouterr().err
     assert resolve_data(quiet=True).path == src.path  # reused, not rebuilt
+    err = capsys.readouterr().err                      # --quiet still says it, in one line
+    assert "SYNTHETIC" in err and "synthetic stand-in at" in err and "say nothing about cancer" not in err
     with pytest.raises(DataError, match="EDGECNN_DATA"):
         resolve_data(allow_synthetic=False)
 

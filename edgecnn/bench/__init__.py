@@ -2,13 +2,25 @@
 
 ``run_bench(...)`` is the library entry point (edgecnn.bench.harness); ``edgecnn bench`` wraps it.
 No TensorFlow here (the optional Keras reference row imports it in its own process).
+
+The names below load on first use (PEP 562): the scanner imports ``edgecnn.bench.latency`` alone,
+and must not pull in the harness, the data loader and the gate with it.
 """
 
-from edgecnn.bench.data import BenchError, load_eval_data
-from edgecnn.bench.discover import discover_artifacts, is_temp_file
-from edgecnn.bench.gate import apply_gate, pick_reference
-from edgecnn.bench.harness import run_bench
-from edgecnn.bench.latency import Latency, measure_latency, measure_throughput, summarize_rounds
+from importlib import import_module
+from typing import Any
 
-__all__ = ["BenchError", "Latency", "apply_gate", "discover_artifacts", "is_temp_file", "load_eval_data",
-           "measure_latency", "measure_throughput", "pick_reference", "run_bench", "summarize_rounds"]
+_WHERE = {
+    "BenchError": "data", "load_eval_data": "data",
+    "discover_artifacts": "discover", "is_temp_file": "discover",
+    "apply_gate": "gate", "pick_reference": "gate",
+    "run_bench": "harness",
+    "Latency": "latency", "measure_latency": "latency", "measure_throughput": "latency", "summarize_rounds": "latency",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'edgecnn.bench' has no attribute {name!r}")
+    return getattr(import_module(f"edgecnn.bench.{_WHERE[name]}"), name)

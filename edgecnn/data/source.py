@@ -110,8 +110,9 @@ def resolve_data(path=None, allow_download: bool = True,
         if out.exists() and not any(out.iterdir()):
             out.rmdir()
         make_synthetic(out)
-    if not quiet:
-        warn(f"No real data found ({reason}); using the synthetic stand-in at {out}.\n"
-             "Results on it say nothing about cancer. Pass a path or set EDGECNN_DATA to the Kaggle data\n"
-             f"(https://www.kaggle.com/datasets/{KAGGLE_DATASET}).")
+    # Even --quiet (and --json -) says it in one line on stderr: numbers from fake tissue must
+    # never pass for real ones.
+    warn(f"No real data found ({reason}); using the synthetic stand-in at {out}." + ("" if quiet else
+         "\nResults on it say nothing about cancer. Pass a path or set EDGECNN_DATA to the Kaggle data\n"
+         f"(https://www.kaggle.com/datasets/{KAGGLE_DATASET})."))
     return DataSource(out, "synthetic", reason)

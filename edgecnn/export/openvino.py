@@ -25,11 +25,13 @@ def _ov():
     return ov
 
 
-def cpu_default_precision() -> str | None:
+def cpu_default_precision() -> str:
+    """What OpenVINO's CPU plugin computes in unless told (bf16 on CPUs with AVX512-BF16/AMX), for
+    the manifest; the reason when it cannot be read."""
     try:
         hint = _ov().Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
-    except Exception:
-        return None
+    except Exception as e:  # noqa: BLE001 — informational field: record why, never fail the export
+        return f"unknown ({type(e).__name__}: {e})"[:200]
     return hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
 
 

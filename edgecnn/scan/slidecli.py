@@ -3,6 +3,7 @@ with a progress bar (tiles, tiles/s, ETA). A thin layer over ``edgecnn.scan.slid
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgecnn.scan.slide import SLIDE_SUFFIXES, TIFF_SUFFIXES, dicom_instance
+
+log = logging.getLogger(__name__)
 
 
 def wants_streaming(path: Path, max_pixels: int) -> bool:
@@ -29,7 +32,11 @@ def wants_streaming(path: Path, max_pixels: int) -> bool:
             page = tif.pages.first
             return bool(page.is_tiled or len(tif.pages) > 1 or page.imagewidth * page.imagelength > max_pixels)
     except ImportError:
-        return False          # no [slides] extra: PIL reads it whole, under the cap
+        # No [slides] extra: PIL reads it whole, under --max-pixels; a tiled or pyramid TIFF then
+        # fails or decodes its first page only, so say why once.
+        log.warning("%s: tifffile is not installed (pip install 'edgecnn[slides]'), so this TIFF is read as one "
+                    "image, not streamed as a slide", path)
+        return False
     except Exception:  # noqa: BLE001 — a damaged TIFF: the slide reader names the problem
         return True
 
