@@ -85,7 +85,7 @@ cp "$MODEL" "$MODEL.json" "$W/model/"
 "$HOSTPY" -m edgecnn.cli scan "$W/frame.png" --model "$MODEL" --threads 1 --out "$OUT/x86" --json "$OUT/x86.json"
 
 say "edgecnn wheel from this checkout; install edgecnn[edge] in the arm64 root from the package index"
-"$HOSTPY" -m pip wheel -q --no-deps --no-build-isolation "$REPO" -w "$W/wheel"
+"$HOSTPY" -m pip wheel -q --no-deps "$REPO" -w "$W/wheel"   # isolated: the SPDX licence needs setuptools >= 77
 WHEEL=$(basename "$(ls "$W"/wheel/edgecnn-*.whl | head -1)")
 chroot "$ROOT" /usr/bin/env -i $CHROOT_ENV /bin/sh -ec "
   uname -m

@@ -50,6 +50,16 @@ def run(slides: Path, out: Path, *extra: str) -> dict:
     return doc
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("/tmp/cluster-bench"))
@@ -60,7 +70,7 @@ def main() -> None:
     for n in (1, 2):
         rows.append((f"--cluster local:{n}", run(slides, args.out / f"ray{n}", "--cluster", f"local:{n}")))
     tiles = sum(r["tissue_tiles"] for r in rows[0][1]["slides"])
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {len(rows[0][1]['slides'])} slides, "
+    print(f"{cpu_name()}, {os.cpu_count()} CPUs; {len(rows[0][1]['slides'])} slides, "
           f"{tiles:,} tissue tiles")
     print(f"{'run':22} {'wall s':>7} {'start-up s':>10} {'scan s':>7} {'tissue tiles/s':>15}")
     for name, doc in rows:

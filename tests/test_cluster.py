@@ -116,8 +116,9 @@ def test_cluster_scan_matches_local_and_survives_a_killed_worker(slides, local_s
     assert _records(out.with_suffix(".json")) == _records(local_scan / "r.json")
     _same_outputs(local_scan, out)
     doc = json.loads(out.with_suffix(".json").read_text())
-    assert doc["cluster"]["workers"] == 2 and doc["cluster"]["chunks"] == 4
-    # The two nodes both worked (one task per slide, four slides, two slots).
+    # The 3 × 3 slide is as large as the three others together: it is split, the others are one task each.
+    assert doc["cluster"]["workers"] == 2 and doc["cluster"]["chunks"] >= 5
+    # The two nodes both worked.
     assert len({w for r in doc["slides"] for w in r["cluster"]["workers"]}) >= 2
 
     again = _edgecnn("scan", slides, "--out", out, "--json", tmp_path / "again.json", "--cluster", address, "-q",

@@ -2,7 +2,7 @@
 there are fewer slides than workers.
 
 The driver (``edgecnn scan --cluster``) opens each slide only to size its grid, puts the model's
-files into Ray's object store once, and submits chunks of tile rows. A worker (any Ray worker
+files into Ray's object store once, and submits chunks of tile rows (``plan_chunks``). A worker (any Ray worker
 process with ``edgecnn[cluster,slides]`` installed and the slides at the same path) writes the
 model to a local cache once per process, builds the same TensorFlow-free ``Scanner`` with the
 context stage off, and returns the chunk's raw grids. The driver stitches the chunks into the
@@ -144,13 +144,14 @@ def scan_chunk(files: dict[str, bytes], settings: dict[str, Any], path: str, rea
 
 
 def plan_chunks(rows: list[int], workers: int, band_rows: int = BAND_ROWS) -> list[Chunk]:
-    """One chunk per slide; with fewer slides than workers, each slide split into about
-    workers / slides row ranges on band boundaries (largest slides first, so they start first)."""
-    per_slide = max(1, -(-workers // max(len(rows), 1))) if len(rows) < workers else 1
+    """Tasks of at most about a (2 × workers)-th of all rows each, on band boundaries: one per slide
+    when slides are alike, and a slide much larger than the rest (or a lone slide) in several
+    row ranges, so no single task keeps the other workers waiting. Largest first."""
+    cap = -(-max(1, -(-sum(rows) // (2 * max(workers, 1)))) // band_rows) * band_rows
     chunks = []
     for i in sorted(range(len(rows)), key=lambda j: -rows[j]):
         bands = -(-rows[i] // band_rows)
-        n = min(per_slide, bands)
+        n = max(1, min(bands, round(rows[i] / cap)))
         edges = [round(b * bands / n) * band_rows for b in range(n + 1)]
         chunks += [Chunk(i, a, min(b, rows[i])) for a, b in zip(edges, edges[1:]) if a < rows[i]]
     return chunks
