@@ -108,3 +108,24 @@ def test_failed_export_leaves_nothing_and_the_retry_runs(export_run, tmp_path):
     assert m["source"]["run"] == "run"            # outside the working folder: the run's name only
     assert m["source"]["split"]["file"] == "split.json"
     assert str(tmp_path) not in (out / (m["file"] + ".json")).read_text()
+
+
+def test_a_killed_exports_staging_folder_is_removed_by_the_next(tmp_path):
+    """SIGKILL leaves `.<out>.export-*` behind (scripts/kill_trials.py found 15 in 20 trials): the
+    next export removes folders whose owner process is gone, never a running export's."""
+    import os
+    import subprocess
+    import sys
+
+    from edgecnn.export.api import STAGE_OWNER, remove_orphaned_stages
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    prefix = ".out.export-"
+    for name, pid in (("a", dead.pid), ("b", os.getpid())):
+        (tmp_path / f"{prefix}{name}").mkdir()
+        (tmp_path / f"{prefix}{name}" / STAGE_OWNER).write_text(str(pid))
+    (tmp_path / f"{prefix}young").mkdir()       # no owner yet, just made: maybe a starting export
+    removed = remove_orphaned_stages(tmp_path, prefix)
+    assert [p.name for p in removed] == [f"{prefix}a"]
+    assert {p.name for p in tmp_path.iterdir()} == {f"{prefix}b", f"{prefix}young"}

@@ -61,7 +61,7 @@ COLUMNS = (
     Col("runtime", lambda r: r["runtime"], left=True),
     Col("thr", lambda r: "def" if r["threads"] is None else str(r["threads"]), hide_rank=1),
     Col("precision", _precision, left=True, hide_rank=2),
-    Col("MMAC", lambda r: _f(None if r.get("macs_per_tile") is None else r["macs_per_tile"] / 1e6, ".1f"), hide_rank=5,
+    Col("MMAC", lambda r: _f(None if r.get("macs_per_tile") is None else r["macs_per_tile"] / 1e6, ".1f"), hide_rank=8,
         optional=True),
     Col("BAC", lambda r: _f(r.get("balanced_accuracy"), ".4f")),
     Col("Δ float", _delta, hide_rank=3),

@@ -8,6 +8,7 @@ import importlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -188,23 +189,59 @@ def _make_all(ctx, specs: list[FormatSpec], stage: Path, check_parts: tuple[str,
             bar.advance()
 
 
+STAGE_OWNER = "owner"   # the exporting process's pid, inside its staging folder
+
+
 @contextlib.contextmanager
 def staging(out_dir: Path):
     """A hidden folder beside ``out_dir`` (same file system, so moves are renames), removed on exit.
-    Its dot name keeps it out of artifact discovery if a killed process leaves it behind."""
+    Its dot name keeps it out of artifact discovery if a killed process leaves it behind, and the
+    next export into ``out_dir`` removes what a killed one left (its ``owner`` pid is gone)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{out_dir.name}.export-", dir=out_dir.parent))
+    prefix = f"{TEMP_PREFIX}{out_dir.name}.export-"
+    remove_orphaned_stages(out_dir.parent, prefix)
+    stage = Path(tempfile.mkdtemp(prefix=prefix, dir=out_dir.parent))
+    (stage / STAGE_OWNER).write_text(str(os.getpid()))
     try:
         yield stage
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def remove_orphaned_stages(parent: Path, prefix: str) -> list[Path]:
+    """Staging folders under ``parent`` whose exporting process no longer runs (killed mid-export):
+    removed; a concurrent export's own folder is left alone."""
+    removed = []
+    for d in parent.glob(f"{prefix}*"):
+        try:
+            pid = int((d / STAGE_OWNER).read_text())
+        except (OSError, ValueError):
+            pid = None          # an older edgecnn's folder, or killed before writing its owner
+        if pid is not None and _alive(pid):
+            continue
+        if pid is None and time.time() - d.stat().st_mtime < 60:
+            continue            # may be a concurrent export that has not written its owner yet
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def publish(stage: Path, out_dir: Path) -> None:
     """Move every staged file into ``out_dir``: data files first, manifests last, so a manifest
     never names a file that is not there yet."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = sorted((f for f in stage.iterdir() if f.is_file()), key=lambda f: (f.suffix == ".json", f.name))
+    files = sorted((f for f in stage.iterdir() if f.is_file() and f.name != STAGE_OWNER),
+                   key=lambda f: (f.suffix == ".json", f.name))
     for f in files:
         os.replace(f, out_dir / f.name)
