@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from edgecnn.scan.slidescan import (BAND_ROWS, completed_summary, empty_state, finish_slide, new_slide_state,
                                     scan_rows, slide_grid)
 
@@ -147,7 +145,8 @@ def plan_chunks(rows: list[int], workers: int, band_rows: int = BAND_ROWS) -> li
     """Tasks of at most about a (2 × workers)-th of all rows each, on band boundaries: one per slide
     when slides are alike, and a slide much larger than the rest (or a lone slide) in several
     row ranges, so no single task keeps the other workers waiting. Largest first."""
-    cap = -(-max(1, -(-sum(rows) // (2 * max(workers, 1)))) // band_rows) * band_rows
+    share = max(1, -(-sum(rows) // (2 * max(workers, 1))))    # rows per task, about
+    cap = -(-share // band_rows) * band_rows                    # on band boundaries
     chunks = []
     for i in sorted(range(len(rows)), key=lambda j: -rows[j]):
         bands = -(-rows[i] // band_rows)
@@ -169,7 +168,7 @@ def _open_jobs(slides, scanner, out: Path, reader_kw) -> list[SlideJob]:
                     job.record = {**done, "skipped": "outputs complete"}
                 else:
                     job.rows, job.cols = slide_grid(reader, scanner)
-        except _READ_ERRORS() as e:
+        except _read_errors() as e:
             job.record = {"slide": str(p), "error": str(e)}
         jobs.append(job)
     return jobs
@@ -186,7 +185,7 @@ def _reader(path: Path, reader_kw: dict[str, Any]):
         reader.close()
 
 
-def _READ_ERRORS() -> tuple[type[BaseException], ...]:
+def _read_errors() -> tuple[type[BaseException], ...]:
     from edgecnn.scan.checkpoint import CheckpointError
     from edgecnn.scan.image import ImageError
     from edgecnn.scan.slide import SlideError
@@ -216,7 +215,7 @@ def _finish(job: SlideJob, scanner, out: Path, reader_kw: dict[str, Any]) -> Non
             with _reader(job.path, reader_kw) as reader:
                 job.record = finish_slide(reader, scanner, job.state, out, job.path.stem, job.seconds)
             job.record["cluster"] = {"workers": sorted(job.workers)}
-        except _READ_ERRORS() as e:
+        except _read_errors() as e:
             job.error = str(e)
     if job.error is not None:
         job.record = {"slide": str(job.path), "error": job.error}
