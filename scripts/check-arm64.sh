@@ -118,7 +118,7 @@ labels_same = sum((u >= thr) == (v >= thr) for u, v in pairs)
 verdict = {"tiles": len(a), "tissue_tiles_x86": x86["tissue_tiles"], "tissue_tiles_arm64": arm["tissue_tiles"],
            "same_tissue_mask": tissue_same, "equal_labels": labels_same, "compared": len(pairs),
            "max_abs_dp": max((abs(u - v) for u, v in pairs), default=0.0),
-           "positive_share_x86": x86["positive_share"], "positive_share_arm64": arm["positive_share"],
+           "idc_share_x86": x86["idc_share"], "idc_share_arm64": arm["idc_share"],
            "ok": tissue_same and labels_same == len(pairs)}
 json.dump(verdict, open(sys.argv[3], "w"), indent=2)
 print(json.dumps(verdict, indent=2))
