@@ -10,6 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from edgecnn.export.manifests import portable_run_path
 from edgecnn.fsutil import atomic_path, read_json, write_bytes, write_json
 from edgecnn.manifest import read_manifest
 from edgecnn.train.run import RunFolder
@@ -141,7 +142,8 @@ def _write_keras_reference(run: RunFolder, out: Path, name: str, info: dict, mod
     with atomic_path(out / f"{name}-fp32.keras") as tmp:
         model.save(tmp)
     # Its threshold and input size, where `edgecnn evaluate` and `bench --keras-ref` look for them.
-    write_json(out / f"{name}-fp32.json", {**info, "source_run": str(run.path)})
+    # The run as named from the project folder, never the build machine's absolute path.
+    write_json(out / f"{name}-fp32.json", {**info, "source_run": portable_run_path(run.path)})
     return (f"`{name}-fp32.keras` is the float Keras model, kept as the reference for benchmarks;\n"
             f"`{name}-fp32.json` beside it holds its threshold, which `edgecnn evaluate` applies.")
 

@@ -66,3 +66,24 @@ def test_release_manifests_carry_no_build_machine_path():
         doc = json.loads(text)
         if "source" in doc:
             assert doc["source"]["split"]["file"] == "split.json", name
+
+
+def test_shipped_json_holds_no_build_machine_path():
+    """Manifests and sidecars under exported/ travel to other machines: no absolute path in them."""
+    from edgecnn.paths import project_root
+
+    def strings(v):
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, dict):
+            for x in v.values():
+                yield from strings(x)
+        elif isinstance(v, list):
+            for x in v:
+                yield from strings(x)
+
+    files = sorted((project_root() / "exported").rglob("*.json"))
+    assert files
+    for f in files:
+        bad = [s for s in strings(json.loads(f.read_text())) if s.startswith(("/", "~")) or ":\\\\" in s]
+        assert not bad, f"{f}: {bad}"
