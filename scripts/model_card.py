@@ -42,9 +42,7 @@ def main(run_dir: str, out_dir: str, *flags: str) -> None:
     for f in sorted(out.iterdir()):
         m = read_manifest(f, required=False) if f.suffix in (".tflite", ".onnx") else None
         if m:
-            t, a = m["metrics"]["test"], m["metrics"]["agreement"]
-            rows.append(f"| `{m['file']}` | {m['format']} {m['precision']} | {m['size_bytes'] / 1e6:.2f} MB | "
-                        f"{t['balanced_accuracy']:.4f} | {t['roc_auc']:.4f} | {a['agreement']:.4f} | {m['threshold']:.3f} |")
+            rows.append(artifact_row(m))
     c = split["counts"]
     size = info["input_size"]
     text = f"""# Model card: edgecnn release `{name}`
@@ -78,6 +76,15 @@ Patch-level labels come from coarse annotations and are noisy. Rebuild with
 """
     write_bytes(out / "MODEL_CARD.md", text.encode())
     print(f"wrote {out / 'MODEL_CARD.md'}")
+
+
+def artifact_row(m: dict) -> str:
+    t, a = m["metrics"]["test"], m["metrics"]["agreement"]
+    # A file compiled from another shipped file is compared with that file, not with the float model.
+    made_from = (m.get("source") or {}).get("artifact")
+    agree = f"{a['agreement']:.4f}" + (f" (with `{made_from['file']}`)" if made_from else "")
+    return (f"| `{m['file']}` | {m['format']} {m['precision']} | {m['size_bytes'] / 1e6:.2f} MB | "
+            f"{t['balanced_accuracy']:.4f} | {t['roc_auc']:.4f} | {agree} | {m['threshold']:.3f} |")
 
 
 def npu_section(out: Path) -> str:

@@ -66,6 +66,8 @@ if [ "$MODEL" != vgg13 ]; then
   # release QAT model keeps TFLite's asymmetric ranges. The export checks it; the line below shows it.
   $EDGECNN export "$RUN" --format onnx --precision int8-trt --out "$OUT" --force
   $EDGECNN export --check-trt "$OUT/$MODEL-int8-trt.onnx"
+  # Arm Ethos-U (docs/experiments.md §12): the shipped int8 TFLite with integer I/O, compiled by Vela.
+  $EDGECNN export "$OUT/$MODEL-int8-qat.tflite" --format vela --data "$EDGECNN_DATA" --force
 fi
 
 # Field-level context (docs/context.md): three fold models give the training patients' out-of-fold

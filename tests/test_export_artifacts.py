@@ -145,3 +145,30 @@ def test_vela_puts_the_whole_graph_on_the_npu(qat_run, tmp_path):
         discover_artifacts([tmp_path / m["file"]])
     export_run(run, "tflite", "int8-qat", out=tmp_path, **QUICK)
     assert [p.name for p in discover_artifacts([tmp_path])] == [f"{run.model_name}-int8-qat.tflite"]
+
+
+def test_vela_from_the_shipped_release_tflite(idc_data, tmp_path):
+    """`export FILE.tflite --format vela`: the shipped full-integer TFLite, its float I/O swapped
+    for uint8/int8, compiled whole onto the NPU; the same labels as the shipped file."""
+    pytest.importorskip("ethosu.vela", reason="the vela format needs the [npu] extra (ethos-u-vela)")
+    from edgecnn.export import ExportError
+    from edgecnn.export.vela_artifact import vela_from_artifact
+    from edgecnn.manifest import read_manifest
+    from edgecnn.paths import release_model_dir
+
+    art = release_model_dir() / "basic_cnn-int8-qat.tflite"
+    (m,) = vela_from_artifact(art, str(idc_data), out=tmp_path, limit=150, progress=False)
+    src = read_manifest(art)
+    assert (tmp_path / "basic_cnn-int8-vela.tflite").exists() and m["format"] == "vela"
+    assert m["vela"]["npu_op_share"] == 1.0 and m["vela"]["cpu_operators"] == 0, m["vela"]
+    assert m["input"]["dtype"] == "uint8" and m["input"]["shape"] == [1, 50, 50, 3] and m["output"]["dtype"] == "int8"
+    assert m["source"]["artifact"]["sha256"] == src["sha256"] and m["threshold"] == src["threshold"]
+    for part in ("val", "test"):
+        assert m["metrics"][part]["n_patches"] == 150
+        assert m["metrics"]["agreement"]["by_part"][part]["agreement"] == 1.0
+        assert m["metrics"]["agreement"]["by_part"][part]["max_abs_dp"] == 0.0
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())   # no staging left behind
+    with pytest.raises(ExportError, match="already exists"):
+        vela_from_artifact(art, str(idc_data), out=tmp_path, limit=10, progress=False)
+    with pytest.raises(ExportError, match="int8 TFLite"):
+        vela_from_artifact(release_model_dir() / "basic_cnn-int8-ptq.onnx", str(idc_data), out=tmp_path, progress=False)

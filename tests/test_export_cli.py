@@ -38,3 +38,17 @@ def test_export_json_and_bad_format(app, export_run, tmp_path):
     assert doc["artifacts"][0]["file"] == "basic_cnn-fp32.tflite" and doc["skipped"] == []
     r = CliRunner().invoke(app, ["export", str(export_run.path), "--format", "coreml"])
     assert r.exit_code == 2 and "unknown format" in r.output
+
+
+def test_a_file_exports_only_to_vela(app, monkeypatch):
+    """A shipped TFLite is a starting point for the NPU file only; other formats need the run."""
+    from typer.testing import CliRunner
+
+    from edgecnn.paths import release_model_dir
+
+    art = str(release_model_dir() / "basic_cnn-int8-qat.tflite")
+    r = CliRunner().invoke(app, ["export", art, "--format", "onnx"])
+    assert r.exit_code == 2 and "only --format vela" in r.output and "RUN folder" in r.output
+    monkeypatch.delenv("EDGECNN_DATA", raising=False)
+    r = CliRunner().invoke(app, ["export", art, "--format", "vela"])
+    assert r.exit_code == 2 and "--data is needed" in r.output, r.output

@@ -67,7 +67,8 @@ def quantize(
 
 def export(
     run: Annotated[Optional[Path], typer.Argument(help="Run folder made by `edgecnn train` (and `edgecnn quantize` "
-                                                       "for QAT).")] = None,
+                                                       "for QAT); with --format vela, also a shipped int8 "
+                                                       "TFLite file.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="tflite | onnx | openvino | trt | all.")] = "all",
     precision: Annotated[Optional[str], typer.Option(
         "--precision", "-p", help="fp32, fp16, dynamic, int8-qat, int8-ptq, int8-trt (TensorRT's symmetric INT8 ONNX), or int8 (the format's best int8). "
@@ -100,6 +101,8 @@ def export(
 
     Example: edgecnn export runs/basic --format tflite --precision int8 --out exported/basic
     Example: edgecnn export --check-trt exported/release/basic_cnn-int8-trt.onnx
+    Example: edgecnn export exported/release/basic_cnn-int8-qat.tflite --format vela --data ~/idc
+    (an Ethos-U NPU file from a shipped int8 TFLite: same weights, uint8 pixels in, int8 scores out)
 
     Formats × precisions (--format, --precision):
     """
@@ -117,9 +120,13 @@ def export(
     if run is None:
         fail("give a RUN folder to export (e.g. edgecnn export runs/basic), or --check-trt FILE.onnx to check one")
     try:
-        res = export_run(run, format, precision, out=out, force=force, io=io, batch=batch or batch_alias, data=data_spec(data),
-                         progress=not (quiet or as_json), limit=limit, console=None if as_json else console)
-    except (ExportError, RunError, ValueError) as e:
+        if run.is_file():
+            res = _vela_from_file(run, format, data, out, force, limit, progress=not (quiet or as_json))
+        else:
+            res = export_run(run, format, precision, out=out, force=force, io=io, batch=batch or batch_alias,
+                             data=data_spec(data), progress=not (quiet or as_json), limit=limit,
+                             console=None if as_json else console)
+    except (ExportError, RunError, ValueError, OSError) as e:
         fail(e)
     if emit_json({"out": str(res.out), "artifacts": list(res), "skipped": res.skipped}, json_out):
         return
@@ -136,6 +143,18 @@ def export(
         console.print(f"[yellow]skipped {', '.join(keys)}:[/] {escape(reason)}", soft_wrap=True)
     console.print(f"Output folder: [bold]{escape(str(res.out))}[/] ({len(res)} artifact(s), each with its .json manifest)",
                   soft_wrap=True)
+
+
+def _vela_from_file(path: Path, fmt: str, data, out, force: bool, limit, progress: bool):
+    import os
+
+    from edgecnn.export.vela_artifact import vela_from_artifact
+
+    if fmt.lower() != "vela":
+        fail(f"{path} is a file: only --format vela starts from a shipped artifact; give the RUN folder "
+             "(made by `edgecnn train`) for the other formats")
+    spec = data_spec(data) or os.environ.get("EDGECNN_DATA")
+    return vela_from_artifact(path, spec, out=out, force=force, limit=limit, progress=progress)
 
 
 def _check_trt(path: Path, json_out: Optional[str], console) -> None:

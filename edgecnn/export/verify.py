@@ -12,7 +12,7 @@ import numpy as np
 from edgecnn.export.errors import ExportError
 from edgecnn.metrics import agreement, binary_metrics
 
-_KEEP = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "roc_auc",
+KEPT_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "roc_auc",
          "threshold", "confusion_matrix", "n_patches", "n_positive")
 
 
@@ -35,7 +35,7 @@ def check_artifact(ctx, path: Path, threshold: float, parts: tuple[str, ...] = (
         data = ctx.data.part(part)
         p = predict_artifact(path, data.images)
         ref = ctx.reference(part)
-        m = {k: v for k, v in binary_metrics(data.labels, p, threshold).items() if k in _KEEP}
+        m = {k: v for k, v in binary_metrics(data.labels, p, threshold).items() if k in KEPT_METRICS}
         m["n_patients"] = data.n_patients
         out[part] = m
         # Labels are compared each at its own threshold (a QAT artifact carries its own); |Δp| raw.
