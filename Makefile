@@ -37,7 +37,7 @@ test-all: setup-all
 	@$(MAKE) --no-print-directory _pytest
 
 _pytest:
-	@set +e; $(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	@set +e; $(PY) -m pytest tests -q -rs -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 ## fuzz: the readers' fuzz tests with 10,000 mutated inputs each (not in CI; docs/reliability.md)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 from PIL import Image
@@ -44,18 +43,14 @@ def test_newest_policy_drops_backlog_and_takes_new_arrivals(tmp_path, mosaic, sc
     for i in range(3):
         _save(tmp_path / f"old{i}.png", crop, t + i)
 
-    def camera():
-        time.sleep(0.4)
-        tmp = tmp_path / "new.png.tmp"
-        _save(tmp, crop)
-        os.replace(tmp, tmp_path / "new.png")       # the temp-name convention
-
-    cam = threading.Thread(target=camera)
-    cam.start()
     stats = WatchStats()
-    events = list(watch(tmp_path, Scanner(scan_backend), policy="newest", settle_s=0.05, max_frames=2,
-                        timeout=20, stats=stats))
-    cam.join()
+    frames = watch(tmp_path, Scanner(scan_backend), policy="newest", settle_s=0.05, max_frames=2,
+                   timeout=20, stats=stats)
+    first = next(frames)   # the backlog is judged before the camera writes again: no race with a sleep
+    tmp = tmp_path / "new.png.tmp"
+    _save(tmp, crop)
+    os.replace(tmp, tmp_path / "new.png")           # the temp-name convention
+    events = [first, *frames]
     assert [e.path.name for e in events] == ["old2.png", "new.png"]
     assert stats.dropped == 2 and events[0].dropped == 2 and all(e.ok for e in events)
 
