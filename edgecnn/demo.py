@@ -76,6 +76,7 @@ def _newer(path: Path, *than: Path) -> bool:
 
 
 def demo(
+    ctx: typer.Context,
     out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Folder for every result of the demo."),
     data: Optional[List[str]] = typer.Option(None, "--data", "-d", help="Data folder. Default: $EDGECNN_DATA, else a Kaggle "
                                              "download (kagglehub + Kaggle credentials), else a synthetic stand-in." + MULTI_DATA_HELP),
@@ -105,7 +106,7 @@ def demo(
     # --verbose already acts process-wide (its option callback); --quiet goes to the steps that take it.
     flags = ["--quiet"] if quiet else []
     run, exported = out / "run", out / "exported"
-    steps = _Steps(out, src, flags)
+    steps = _Steps(out, src, flags, _running_cli(ctx))
     real_note = steps.real_field()
     steps.data()
     steps.train(run, epochs)
@@ -116,12 +117,16 @@ def demo(
     _summary(out, src, run, exported, gate, scan_note, time.perf_counter() - t0, real_note)
 
 
+def _running_cli(ctx: typer.Context):
+    """The `edgecnn` command this demo was started from (the root of its context): each step calls
+    it again in-process, so the demo needs no import of edgecnn.cli, which registers the demo."""
+    return ctx.find_root().command
+
+
 class _Steps:
     """The demo's steps, each the CLI command a user would type."""
 
-    def __init__(self, out: Path, src, flags: list[str]):
-        from edgecnn.cli import app
-
+    def __init__(self, out: Path, src, flags: list[str], app):
         self.app, self.out, self.src, self.flags = app, out, src, flags
         self.paths = [str(p) for p in (src.paths or (src.path,))]
 

@@ -21,7 +21,19 @@ def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def packaged_model_dir() -> Path:
+    """``edgecnn/_models``: the release int8 TFLite and its manifest, which the wheel's build step
+    (setup.py) copies from ``exported/release``. Absent in a source checkout."""
+    return Path(__file__).resolve().parent / "_models"
+
+
 def release_model_dir() -> Path:
-    """The committed release model (``exported/release``), the default of scan and bench."""
+    """The release model, the default of scan and bench: ``EDGECNN_RELEASE_DIR``, else the committed
+    ``exported/release`` of a source checkout, else the copy a wheel install carries
+    (``packaged_model_dir``: the int8 TFLite alone)."""
     env = os.environ.get("EDGECNN_RELEASE_DIR")
-    return Path(env) if env else project_root() / "exported" / "release"
+    if env:
+        return Path(env)
+    source = project_root() / "exported" / "release"
+    packaged = packaged_model_dir()
+    return packaged if not source.is_dir() and packaged.is_dir() else source

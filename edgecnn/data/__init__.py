@@ -10,7 +10,7 @@ from typing import Any
 
 _WHERE = {
     "class_weights": "balance", "undersample": "balance",
-    "PatchSet": "dataset", "load_patches": "dataset",
+    "PatchSet": "patchset", "load_patches": "dataset",
     "EXPECTED_LAYOUT": "layout", "KAGGLE_DATASET": "layout", "DataError": "layout", "parse_patch_name": "layout",
     "DataSource": "source", "resolve_data": "source",
     "Split": "split", "patient_split": "split", "split_from_files": "split",

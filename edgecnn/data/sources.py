@@ -18,6 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgecnn.data.layout import DataError
+from edgecnn.data.patchset import PatchSet
+
 
 def parse_sources(value: Any) -> list[Path]:
     """The data sources in ``value``: a path, an ``os.pathsep``-separated list, or a sequence.
@@ -46,10 +48,8 @@ def join_sources(paths: Sequence[str | os.PathLike]) -> str:
     return os.pathsep.join(str(p) for p in paths)
 
 
-def merge_patchsets(sets: Sequence[Any]) -> Any:
+def merge_patchsets(sets: Sequence[PatchSet]) -> PatchSet:
     """One PatchSet from several, in (patient, label, y, x) order; duplicates kept once."""
-    from edgecnn.data.dataset import PatchSet
-
     sources = [str(s.report.get("source")) for s in sets]
     rows = [(si, i) for si, s in enumerate(sets) for i in range(len(s))]
     keep, dupes = _first_of_each_patch(sets, rows)

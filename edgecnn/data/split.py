@@ -20,7 +20,7 @@ from edgecnn.data.layout import DataError
 from edgecnn.fsutil import read_json, write_json
 
 if TYPE_CHECKING:
-    from edgecnn.data.dataset import PatchSet
+    from edgecnn.data.patchset import PatchSet
 
 PARTS = ("train", "val", "test")
 _STRATUM = 8  # patients per stratum: small enough to stratify, large enough for the seed to matter

@@ -108,7 +108,7 @@ class ExportContext:
     def reference(self, part: str) -> np.ndarray:
         """The float Keras model's IDC probabilities on a split part (what agreement compares to)."""
         if part not in self._ref:
-            from edgecnn.train.fit import predict_probs
+            from edgecnn.train.predict import predict_probs
 
             self._ref[part] = predict_probs(self.float_model(), self.data.part(part).images)
         return self._ref[part]

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.export.errors import ExportError
+from edgecnn.export.onnx_graph import INPUT_NAME, PatchReader, add_weight_qdq, check
 
 WEIGHTED = ("Conv", "MatMul", "Gemm")
 UINT8_SYMMETRIC_ZP = 128
@@ -34,11 +35,9 @@ def quantize_static_trt(fp32: Path, dest: Path, images: np.ndarray, batch: int |
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from edgecnn.export.onnx import INPUT_NAME, _Reader, check
-
     if len(images) == 0:
         raise ExportError("the representative set is empty: int8-trt calibration needs training patches")
-    reader = type("Reader", (_Reader, CalibrationDataReader), {})(images, INPUT_NAME, batch)
+    reader = type("Reader", (PatchReader, CalibrationDataReader), {})(images, INPUT_NAME, batch)
     options = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
     keep_float = input_convs(onnx.load(str(fp32)))
     quantize_static(str(fp32), str(dest), reader, quant_format=QuantFormat.QDQ, per_channel=True,
@@ -73,8 +72,6 @@ def input_convs(model) -> list[str]:
 
 def qat_to_trt(proto) -> dict:
     """Rewrite tf2onnx's QAT ONNX in place into TensorRT's layout; returns counts for the manifest."""
-    from edgecnn.export.onnx import add_weight_qdq
-
     n_weights = add_weight_qdq(proto)
     n_act = uint8_to_int8(proto.graph)
     removed = drop_unused_qdq(proto.graph)

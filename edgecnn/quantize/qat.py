@@ -29,8 +29,8 @@ from edgecnn import CLASS_NAMES
 from edgecnn.fsutil import atomic_path, read_json, write_json
 from edgecnn.metrics import best_threshold, binary_metrics
 from edgecnn.quantize.rundata import Patches, RunData, as_run
-from edgecnn.train.fit import predict_probs
 from edgecnn.train.bn import inner_layers, recompute_bn_statistics, set_dropout
+from edgecnn.train.predict import predict_probs
 from edgecnn.train.progress import EpochBar
 from edgecnn.train.run import RunError, RunFolder
 

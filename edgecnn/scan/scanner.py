@@ -25,6 +25,7 @@ import numpy as np
 
 from edgecnn.scan.image import as_rgb8, rescale_frame
 from edgecnn.scan.model import load_backend
+from edgecnn.scan.profile import apply_profile
 from edgecnn.scan.tiling import (
     BLACK_LEVEL,
     MIN_TISSUE,
@@ -174,8 +175,6 @@ class Scanner:
             raise ValueError(f"rescale must be a positive factor; got {rescale}")
         self.profile = None
         if model is None and profile is not None:
-            from edgecnn.scan.tune import apply_profile
-
             model, runtime, threads, batch_size, self.profile = apply_profile(profile, runtime, threads, batch_size)
         # The runtimes' own default (LiteRT: one thread) left half of a 2-core device idle: ~1.5× slower.
         threads = threads or usable_cores()

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgecnn.formats import SUFFIX_RUNTIME
 from edgecnn.metrics import binary_metrics, patient_report
+from edgecnn.train.predict import predict_probs
 
 
 def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, runtime: str | None = None,
@@ -20,7 +21,6 @@ def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, ru
     """IDC probabilities of ``target`` on uint8 patches, its threshold, and a description."""
     target = Path(target)
     if target.is_dir():
-        from edgecnn.train.fit import predict_probs
         from edgecnn.train.run import RunFolder
 
         run = RunFolder(target)
@@ -36,7 +36,6 @@ def predict_target(target: str | Path, images: np.ndarray, qat: bool = False, ru
             "kind": "keras", "run": str(target), "qat": qat, "model": info["model"]}
     if target.suffix == ".keras":
         from edgecnn.models.precision import load_float32
-        from edgecnn.train.fit import predict_probs
 
         model = load_float32(target)
         thr, source = keras_threshold(target)

@@ -17,7 +17,8 @@ import numpy as np
 from edgecnn.context.fit import Tiles
 from edgecnn.data.split import Split, fold_splits
 from edgecnn.fsutil import read_json
-from edgecnn.train.fit import TrainConfig, predict_probs, train
+from edgecnn.train.fit import TrainConfig, train
+from edgecnn.train.predict import predict_probs
 from edgecnn.train.run import RunFolder
 
 # The teachers' recipe, shorter: fold models only have to rank tiles like the release does.

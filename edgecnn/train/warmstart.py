@@ -150,7 +150,7 @@ def _set_layer_weights(model, arrays: dict[str, np.ndarray], path: Path) -> None
 
 
 def _check_probs(model, images: np.ndarray, probs: np.ndarray) -> float:
-    from edgecnn.train.fit import predict_probs   # resizes as torchtrain did when the input is not 50 px
+    from edgecnn.train.predict import predict_probs   # resizes as torchtrain did when the input is not 50 px
 
     mine = predict_probs(model, images).astype(np.float64)
     return float(np.max(np.abs(mine - probs.astype(np.float64))))
