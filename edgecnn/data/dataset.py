@@ -113,7 +113,14 @@ def load_patches(
     hit = _from_cache(key, path, strict) if cache else None
     if hit is not None:
         return hit
-    return _decode_source(path, listing, key, border, patch_size, strict, cache, progress, workers)
+    if not cache:
+        return _decode_source(path, listing, key, border, patch_size, strict, cache, progress, workers)
+    with _cache.building(key):
+        # Another process may have published this entry while we waited for the lock.
+        hit = _from_cache(key, path, strict)
+        if hit is not None:
+            return hit
+        return _decode_source(path, listing, key, border, patch_size, strict, cache, progress, workers)
 
 
 def _list(path: Path, strict: bool, progress: bool) -> Listing:
