@@ -21,8 +21,9 @@ from edgecnn.data.layout import DataError, Listing, PatchFile, layout_help, list
 
 _CHUNK = 256  # files per thread-pool task: amortises scheduling, keeps results in order
 # What reading a zip member can raise beyond OSError: a damaged member or directory, a bad deflate
-# stream, an encrypted member (RuntimeError), a compression method zipfile lacks, a cut stream.
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError)
+# stream, an encrypted member (RuntimeError), a compression method zipfile lacks, a cut stream, a
+# local header whose name is not the UTF-8 its flag says (UnicodeDecodeError, a ValueError).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError, ValueError)
 
 
 def max_patch_bytes(patch_size: int = PATCH_SIZE) -> int:

@@ -190,18 +190,23 @@ class TiffReader:
         self.path = Path(path)
         if not self.path.is_file():
             raise SlideError(f"{self.path}: no such TIFF file")
+        self.tif = None
         try:
             self.tif = tifffile.TiffFile(self.path)
             self.page = self.tif.pages.first
-            shape = self.page.shape
-        except (tifffile.TiffFileError, OSError, ValueError, IndexError) as e:
-            raise SlideError(f"{self.path}: not a TIFF tifffile can read, or truncated ({e}); copy it again") from e
+            self._shape = self.page.shape
+            self.h0, self.w0 = int(self.page.imagelength), int(self.page.imagewidth)
+            if self.h0 < 1 or self.w0 < 1:
+                raise ValueError(f"{self.w0}×{self.h0} px")
+        except Exception as e:  # noqa: BLE001 — see _segments: a damaged file's tags break tifffile in many ways
+            if self.tif is not None:
+                self.tif.close()
+            raise SlideError(f"{self.path}: not a TIFF tifffile can read, or truncated ({type(e).__name__}: {e}); "
+                             "copy it again") from e
         self.mpp = mpp
         self.target_mpp = target_mpp
         self.rescale = float(mpp / target_mpp) if mpp else float(rescale)
-        self.h0, self.w0 = int(self.page.imagelength), int(self.page.imagewidth)
         self.width, self.height = max(1, round(self.w0 * self.rescale)), max(1, round(self.h0 * self.rescale))
-        self._shape = shape
 
     def _rows(self) -> Iterator[np.ndarray]:
         """Full-width rows of the level-0 image, one segment row at a time (a strip or a row of tiles)."""
@@ -213,24 +218,28 @@ class TiffReader:
             if seg is None:
                 raise SlideError(f"{self.path}: a strip/tile is missing or truncated; copy the file again")
             x = idx[-2] if p.is_tiled else 0
-            row[x] = seg.reshape(seg.shape[-3:])
+            try:
+                row[x] = seg.reshape(seg.shape[-3:])
+                if len(row) == ncols:
+                    band = np.concatenate([row[k] for k in sorted(row)], axis=1)[:, :p.imagewidth]
+            except ValueError as e:     # segments whose shapes disagree: damaged tile tags
+                raise SlideError(f"{self.path}: inconsistent TIFF tiles ({e}); copy the file again") from e
             if len(row) == ncols:
-                band = np.concatenate([row[k] for k in sorted(row)], axis=1)[:, :p.imagewidth]
                 row = {}
                 yield band
 
     def _segments(self) -> Iterator[tuple]:
-        import zlib
-
         it = self.page.segments()
         while True:
             try:
                 item = next(it)
             except StopIteration:
                 return
-            except (zlib.error, OSError, ValueError, RuntimeError) as e:
-                # A cut-off file ends mid-strip: say so instead of a codec's traceback.
-                raise SlideError(f"{self.path}: truncated or corrupt TIFF data ({e}); copy the file again") from e
+            except Exception as e:  # noqa: BLE001 — tifffile reading a damaged file: a cut-off strip is a
+                # codec error (zlib.error, ValueError), a zeroed tag a ZeroDivisionError or TypeError;
+                # whatever the library raises, the user's answer is the same: the file is damaged.
+                raise SlideError(f"{self.path}: truncated or corrupt TIFF data ({type(e).__name__}: {e}); "
+                                 "copy the file again") from e
             yield item
 
     def bands(self, band_h: int, start_y: int = 0) -> Iterator[tuple[int, np.ndarray]]:
@@ -263,7 +272,8 @@ class TiffReader:
                 "tiled": bool(self.page.is_tiled)}
 
     def close(self) -> None:
-        self.tif.close()
+        if self.tif is not None:
+            self.tif.close()
 
 
 def open_slide(path: str | os.PathLike, mpp: float | None = None, level: int | None = None,
