@@ -318,17 +318,17 @@ def _overwrite(blob: bytes, edits: list[tuple[int, int]]) -> bytes:
     return bytes(b)
 
 
-@pytest.mark.parametrize("edits", [[(38, 0)], [(166, 0)]], ids=["image-length-type", "rows-per-strip"])
+@pytest.mark.parametrize("edits", [[(38, 0)], [(166, 0)]], ids=["image-length-type", "zero-tile-length"])
 def test_tiff_found_by_fuzzing(tmp_path, edits):
     """Cases fuzzing found: a zeroed tag type made tifffile's ImageLength a tuple (TypeError in
-    TiffReader), a zeroed RowsPerStrip a ZeroDivisionError inside tifffile. Both are SlideErrors."""
+    TiffReader), a zeroed TileLength a ZeroDivisionError inside tifffile. Both are SlideErrors."""
     pytest.importorskip("tifffile")
     pytest.importorskip("openslide")
     from edgecnn.scan.slide import SlideError, open_slide
 
     path = tmp_path / "slide.tif"
     path.write_bytes(_overwrite(_pyramid_tif(), edits))
-    with pytest.raises(SlideError, match=r"slide\.tif: (not a TIFF|truncated or corrupt)"):
+    with pytest.raises(SlideError, match=r"slide\.tif: (not a TIFF|truncated or corrupt|damaged TIFF)"):
         reader = open_slide(path, mpp=4.0)
         try:
             for _ in reader.bands(100):
@@ -347,3 +347,48 @@ def test_zip_found_by_fuzzing(tmp_path, idc_data):
     ps = load_patches(path, cache=False, workers=1)
     assert len(ps) == 11 and ps.report["n_skipped"] == 1
     assert "damaged zip member (UnicodeDecodeError" in ps.report["skipped"][0]["reason"]
+
+
+def test_tiff_tile_size_that_aborted_openslide(tmp_path):
+    """A case fuzzing found: page 0's TileLength damaged to 922,747,008 made OpenSlide allocate
+    472 GB and GLib abort the whole process (SIGABRT, nothing to catch). check_tiles refuses the
+    file from its tags first. Run in a child process, so a regression fails this test instead of
+    killing the test run."""
+    import subprocess
+    import sys
+
+    tifffile = pytest.importorskip("tifffile")
+    pytest.importorskip("openslide")
+    path = tmp_path / "slide.tif"
+    path.write_bytes(_pyramid_tif())
+    with tifffile.TiffFile(path) as tif:
+        at = tif.pages[0].tags["TileLength"].valueoffset
+    raw = bytearray(path.read_bytes())
+    raw[at:at + 4] = (922_747_008).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    code = ("import sys\nfrom edgecnn.scan.slide import SlideError, open_slide\n"
+            "try:\n    r = open_slide(sys.argv[1], mpp=4.0)\n    [b for _, b in r.bands(100)]\n"
+            "except SlideError as e:\n    print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-500:]}"
+    assert "slide.tif: damaged TIFF: page 0 has 128×922747008 px tiles" in r.stdout, r.stdout
+
+
+def test_tiff_size_that_needs_millions_of_tiles(tmp_path):
+    """A case fuzzing found: ImageLength damaged to 3,053,453,612 on an uncompressed page that lists
+    12 tiles; OpenSlide declines it, and tifffile then built tables for the 95 million tiles that
+    size needs (the child was OOM-killed at 20 GB). Refused from the tags: 12 listed, 95M needed."""
+    tifffile = pytest.importorskip("tifffile")
+    pytest.importorskip("openslide")
+    from edgecnn.scan.slide import SlideError, TiffReader
+
+    path = tmp_path / "slide.tif"
+    path.write_bytes(_pyramid_tif())
+    with tifffile.TiffFile(path) as tif:
+        at = tif.pages[0].tags["ImageLength"].valueoffset
+    raw = bytearray(path.read_bytes())
+    raw[at:at + 4] = (3_053_453_612).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(SlideError, match=r"slide\.tif: damaged TIFF: page 0 lists 12 tiles, .* needs 95,420,428"):
+        TiffReader(path)
