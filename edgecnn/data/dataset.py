@@ -208,7 +208,7 @@ def _decode_all(listing: Listing, out: np.ndarray, border: str, patch_size: int,
     def read(f: PatchFile) -> bytes:
         if zf is not None:
             # Never zf.read(): it inflates the whole stream before cutting it to the declared
-            # size, so a member declaring 5 KB can still inflate 1 GB. A bounded read stops at
+            # size, so a member declaring 5 KB can still inflate 1 GB. A bounded read ends at
             # the declared size, and a stream longer than that fails its CRC (BadZipFile).
             with zf.open(f.name) as member:   # ZipFile serialises member reads internally
                 return member.read(limit + 1)
