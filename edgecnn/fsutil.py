@@ -1,4 +1,6 @@
-"""Atomic file writes: a killed process leaves either the old file or the new one, never half."""
+"""Atomic file writes: a killed process leaves either the old file or the new one, never half.
+And ``exclusive``: one process at a time for work two processes must not do at once (the same
+patch-cache entry, the same export folder)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,11 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:      # Windows: no flock; atomic renames still keep every file whole
+    fcntl = None
 
 
 TEMP_PREFIX = "."  # every temporary name starts with it: listings skip them (is_temp)
@@ -43,6 +50,68 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def exclusive(lock: str | os.PathLike, on_wait: Callable[[int | None], None] | None = None) -> Iterator[None]:
+    """Run the block while holding an exclusive ``flock`` on the file ``lock``; a second process
+    asking for the same lock waits, after ``on_wait(pid of the holder or None)`` once.
+
+    flock, because the kernel drops it when its holder dies, SIGKILL included: a killed process
+    never leaves a lock that blocks the next run. The holder removes the file on release; a
+    process that was waiting on it then finds its file gone and locks the new one, so two
+    holders never meet (the usual open-lock-stat loop). Without fcntl (Windows) the block runs
+    unlocked; what it writes is still atomic."""
+    if fcntl is None:
+        yield
+        return
+    path = Path(lock)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _lock_fd(path, on_wait)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _lock_fd(path: Path, on_wait: Callable[[int | None], None] | None) -> int:
+    told = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None and not told:
+                    on_wait(_holder(fd))
+                    told = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _still_there(fd, path):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)      # the holder removed this file while we waited: lock the one there now
+
+
+def _holder(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode() or "x")
+    except (OSError, ValueError):
+        return None
+
+
+def _still_there(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

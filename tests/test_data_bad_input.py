@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -201,3 +202,79 @@ def test_decompression_bomb_is_refused_from_its_header(tmp_path):
         said, peak_kb = r.stdout.rsplit("\n", 2)[-3], int(r.stdout.split()[-1])
         assert "777_idx5_x1_y1_class0.png" in said and "larger than" in said, said
         assert peak_kb < 300 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+
+
+def _declare_size(zip_path: Path, member: str, size: int) -> None:
+    """Patch a member's uncompressed size in its central-directory record and its local header,
+    leaving its data alone: a zip that lies about (or tells the truth about) a huge member."""
+    import struct
+
+    raw = bytearray(zip_path.read_bytes())
+    name = member.encode()
+    cd = raw.find(b"PK\x01\x02")
+    while cd != -1:
+        n_len = struct.unpack_from("<H", raw, cd + 28)[0]
+        if raw[cd + 46:cd + 46 + n_len] == name:
+            local = struct.unpack_from("<I", raw, cd + 42)[0]
+            struct.pack_into("<I", raw, cd + 24, size)
+            struct.pack_into("<I", raw, local + 22, size)
+            zip_path.write_bytes(bytes(raw))
+            return
+        cd = raw.find(b"PK\x01\x02", cd + 4)
+    raise AssertionError(f"{member} not in {zip_path}")
+
+
+def test_huge_zip_members_are_refused_unread(idc_data, tmp_path):
+    """A Kaggle zip holding one real patient and three hostile members named like patches: one whose
+    headers declare 4 GB uncompressed, a 400 MB bomb that declares its size (2 MB in the zip), and
+    the same bomb declaring 6 KB. None is inflated past its limit: each is skipped naming the file
+    (declared too large, or damaged: its stream outruns the size it declared), the real patches
+    load, and the whole process peaks under 300 MB. A 4 GB file in a data folder is refused too."""
+    import os
+    import subprocess
+    import sys
+
+    pid = sorted(p.name for p in idc_data.iterdir())[0]
+    real = sorted((idc_data / pid).rglob("*.png"))
+    z = tmp_path / "hostile.zip"
+    names = {"declared": _name("777", 1, 1, 0), "bomb": _name("777", 51, 1, 0), "liar": _name("777", 101, 1, 0)}
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in real:
+            zf.write(p, p.relative_to(idc_data).as_posix())
+        zf.write(real[0], names["declared"])
+        for key in ("bomb", "liar"):
+            info = zipfile.ZipInfo(names[key])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w") as m:          # a PNG signature, then 400 MB of zeros: ~2 MB deflated
+                m.write(b"\x89PNG\r\n\x1a\n")
+                zeros = bytes(1 << 20)
+                for _ in range(400):
+                    m.write(zeros)
+    assert z.stat().st_size < 10_000_000                      # 800 MB of bombs in ~4 MB
+    _declare_size(z, names["declared"], 4_000_000_000)
+    _declare_size(z, names["liar"], 6_000)
+    folder = tmp_path / "data"
+    shutil.copytree(idc_data / pid, folder / pid)
+    big = folder / _name("777", 1, 1, 0)
+    big.parent.mkdir(parents=True)
+    with open(big, "wb") as f:
+        f.truncate(4 * 1024 ** 3)                             # sparse: 4 GB declared by the file system
+    code = ("import json, sys\nfrom edgecnn.data import load_patches\nps = load_patches(sys.argv[1])\n"
+            "print(json.dumps({'n': len(ps), 'skipped': ps.report['skipped'], 'kinds': ps.report['skipped_by_reason']}))\n"
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n")
+    for src, hostile in ((z, names), (folder, {"declared": _name("777", 1, 1, 0)})):
+        r = subprocess.run([sys.executable, "-c", code, str(src)], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "EDGECNN_CACHE": str(tmp_path / "cache")})
+        assert r.returncode == 0, r.stderr
+        out, peak_kb = json.loads(r.stdout.splitlines()[-2]), int(r.stdout.split()[-1])
+        assert out["n"] == len(real) and peak_kb < 300 * 1024, (out["n"], f"peak RSS {peak_kb / 1024:.0f} MB")
+        why = {s["file"]: s["reason"] for s in out["skipped"]}
+        assert set(why) == set(hostile.values()), why
+        assert why[hostile["declared"]].startswith("too large: ")
+        assert why[hostile["declared"]].endswith("not decompressed" if src == z else "not read")
+        if "bomb" in hostile:
+            assert "declares 419,430,408 bytes uncompressed" in why[hostile["bomb"]]
+            assert why[hostile["liar"]].startswith("damaged zip member") and "CRC" in why[hostile["liar"]]
+            assert out["kinds"] == {"too_large": 2, "unreadable": 1}
+    with pytest.raises(DataError, match=r"777_idx5_x1_y1_class0\.png: too large"):   # --strict names it
+        load_patches(z, strict=True, cache=False)

@@ -4,6 +4,7 @@ made from real mosaics with cv2.VideoWriter and the real int8 TFLite model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +142,51 @@ def test_inputs_are_grouped_into_sources(make_video, tmp_path):
     frames = list(srcs[0])
     assert [f.ok for f in frames] == [False, False] and "no such image file" in frames[0].error
     assert srcs[0].failed == 2
+
+
+def test_stage_times_keep_exact_totals_and_a_bounded_sample():
+    from edgecnn.scan.live import StageTimes
+
+    times = np.random.default_rng(1).gamma(2.0, 10.0, 5000)
+    st = StageTimes(keep=500)
+    for t in times:
+        st.append(float(t))
+    assert len(st) == 5000 and len(st.kept) == 500          # a camera running for days keeps 500, not all
+    lat = st.latency()
+    assert (lat.n, lat.min, lat.max) == (5000, times.min(), times.max())
+    assert lat.mean == pytest.approx(times.mean())
+    # The sample is uniform over the whole run: its median is the run's, within the spread of a
+    # 500-sample estimate (seeded, so this is one fixed draw).
+    assert abs(lat.p50 - np.median(times)) < 0.1 * np.median(times)
+    with pytest.raises(ValueError):
+        StageTimes(keep=0)
+
+
+RELEASE_MODEL = Path(__file__).resolve().parents[1] / "exported" / "release" / "basic_cnn-int8-qat.tflite"
+FIELD = Path(__file__).resolve().parents[1] / "examples" / "field-14082.png"
+
+
+def _field_frames(n: int, size=(150, 200)) -> list[np.ndarray]:
+    from PIL import Image
+
+    image = np.asarray(Image.open(FIELD).convert("RGB"))
+    return [field_of_view(image, i, size=size) for i in range(n)]
+
+
+def test_long_run_keeps_no_per_frame_state(tmp_path):
+    """A live loop's memory must not grow with its frames: stage times are a bounded sample, and
+    the PNG sink hands each overlay's path to its frame instead of keeping a map of them (the
+    CLI's map of frame → overlay was only emptied for image files, so a --watch run grew by a
+    path per frame for as long as it ran)."""
+    frames = _field_frames(60)
+    png = PngFiles(tmp_path / "png")
+    paths = []
+    p = LivePipeline(ArrayFrames(frames, "cam"), Scanner(RELEASE_MODEL, threads=1), [png], stage_samples=16,
+                     on_frame=lambda item, r: paths.append(item.outputs["png"]))
+    report = p.run()
+    assert report.rendered == 60 and paths == [tmp_path / "png" / f"cam-{i}.overlay.png" for i in range(60)]
+    assert all(path.exists() for path in paths)
+    assert all(len(v.kept) == 16 for v in report.stage_ms.values())
+    assert report.summary()["stages_ms"]["scan"]["n"] == 60      # counts stay exact
+    held = {k: len(v) for k, v in vars(png).items() if isinstance(v, (dict, set, list))}
+    assert held == {"used": 60}                                   # the names it must not reuse, nothing else

@@ -62,3 +62,26 @@ def test_timeout_and_skip_existing(tmp_path, mosaic, scan_backend):
     events = list(watch(tmp_path, Scanner(scan_backend), include_existing=False, timeout=0.5, stats=stats))
     # The stop reason is the check; the bound only catches a watch that never ends (not a speed test).
     assert events == [] and stats.stopped_by == "timeout" and time.monotonic() - t0 < 60
+
+
+def test_memory_follows_the_folder_not_the_run(tmp_path, mosaic):
+    """What the watch remembers between polls (files taken, files settling) is bounded by what the
+    folder holds: files dropped under "newest", and files moved away after their scan, are
+    forgotten. Before, both stayed for the whole run (a camera folder emptied by another process
+    grew the watch by every file it ever held)."""
+    from edgecnn.scan.watch import FolderWatch
+
+    crop = mosaic.image[:60, :60]
+    t = time.time() - 100
+    for i in range(30):
+        _save(tmp_path / f"f{i:02d}.png", crop, t + i)
+    src = FolderWatch(tmp_path, policy="newest", settle_s=0, poll_s=0.01, timeout=30)
+    frames = iter(src)
+    assert next(frames).name == "f29.png" and src.dropped == 29
+    assert src.tracked == 30                       # one per file in the folder (it was 59)
+    for p in tmp_path.glob("*.png"):               # another process archives the scanned frames
+        p.unlink()
+    _save(tmp_path / "g.png", crop)
+    assert next(frames).name == "g.png"
+    assert src.tracked == 1                        # (it was 60)
+    src.close()

@@ -5,13 +5,21 @@ so the full 277k-patch dataset (about 2 GB) costs no RAM until rows are touched.
 hashes the file listing (names, sizes, mtimes / CRCs), the border rule and the patch size:
 a changed dataset or rule gets a new entry. Entries are built in a temporary folder and
 renamed into place, so a killed process never leaves a half-written entry behind.
+
+Two processes, one key (two trainings started together on the same data): the entry is built
+under ``building(key)``, an flock on ``patches/.lock-<key>``. The second process says it is
+waiting, then reads the entry the first one published instead of decoding everything again.
+(Without the lock both would decode, and the second rename would fail and discard its copy:
+never a corrupt entry, only the work twice.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,8 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.fsutil import json_default
+from edgecnn.fsutil import exclusive, json_default
 from edgecnn.paths import cache_dir
+
+log = logging.getLogger("edgecnn.data")
 
 CACHE_VERSION = 1
 _ARRAYS = ("labels", "patients", "xs", "ys", "files")
@@ -63,6 +73,18 @@ def load(key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
         shutil.rmtree(d, ignore_errors=True)
         return None
     return arrays, report
+
+
+@contextlib.contextmanager
+def building(key: str):
+    """Hold the key's lock while its entry is built; another process building it makes this wait."""
+    def say(pid: int | None) -> None:
+        who = f"process {pid}" if pid else "another process"
+        log.warning("waiting for %s, which is decoding the same data into the patch cache (%s); "
+                    "this run then reads it from there", who, entry_dir(key))
+
+    with exclusive(patches_root() / f".lock-{key}", on_wait=say):
+        yield
 
 
 class CacheWriter:

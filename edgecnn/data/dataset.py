@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import zipfile
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +21,18 @@ from edgecnn.data.patchset import PatchSet
 from edgecnn.data.sources import merge_patchsets, parse_sources
 
 _CHUNK = 256  # files per thread-pool task: amortises scheduling, keeps results in order
+# What reading a zip member can raise beyond OSError: a damaged member or directory, a bad deflate
+# stream, an encrypted member (RuntimeError), a compression method zipfile lacks, a cut stream, a
+# local header whose name is not the UTF-8 its flag says (UnicodeDecodeError, a ValueError).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError, ValueError)
+
+
+def max_patch_bytes(patch_size: int = PATCH_SIZE) -> int:
+    """The most bytes a patch file may take: a PNG of 16-bit RGBA stored without compression
+    (the largest a patch's pixels can be) plus 1 MiB of metadata. The real patches are < 8 KB.
+    A bigger file, or a zip member declaring more, is skipped unread: a zip bomb (a few hundred
+    KB inflating to gigabytes) is never inflated."""
+    return patch_size * (8 * patch_size + 1) + (1 << 20)
 
 
 def load_patches(
@@ -52,7 +65,14 @@ def load_patches(
     hit = _from_cache(key, path, strict) if cache else None
     if hit is not None:
         return hit
-    return _decode_source(path, listing, key, border, patch_size, strict, cache, progress, workers)
+    if not cache:
+        return _decode_source(path, listing, key, border, patch_size, strict, cache, progress, workers)
+    with _cache.building(key):
+        # Another process may have published this entry while we waited for the lock.
+        hit = _from_cache(key, path, strict)
+        if hit is not None:
+            return hit
+        return _decode_source(path, listing, key, border, patch_size, strict, cache, progress, workers)
 
 
 def _list(path: Path, strict: bool, progress: bool) -> Listing:
@@ -122,20 +142,34 @@ def _decode_all(listing: Listing, out: np.ndarray, border: str, patch_size: int,
     files = listing.files
     zf = zipfile.ZipFile(listing.source) if listing.is_zip else None
     root = listing.source
+    limit = max_patch_bytes(patch_size)
 
     def read(f: PatchFile) -> bytes:
         if zf is not None:
-            return zf.read(f.name)  # ZipFile serialises member reads internally
+            # Never zf.read(): it inflates the whole stream before cutting it to the declared
+            # size, so a member declaring 5 KB can still inflate 1 GB. A bounded read ends at
+            # the declared size, and a stream longer than that fails its CRC (BadZipFile).
+            with zf.open(f.name) as member:   # ZipFile serialises member reads internally
+                return member.read(limit + 1)
         with open(root / f.name, "rb") as fh:
-            return fh.read()
+            return fh.read(limit + 1)
 
     def work(start: int) -> list:
         res = []
         for f in files[start : start + _CHUNK]:
+            if f.size > limit:           # the listing's size: st_size, or the member's declared size
+                res.append((None, _too_big(f.size, limit, patch_size, zf is not None)))
+                continue
             try:
                 data = read(f)
             except OSError as e:
                 res.append((None, f"cannot read ({e.strerror or e})"))
+                continue
+            except _ZIP_ERRORS as e:
+                res.append((None, f"damaged zip member ({type(e).__name__}: {e})"))
+                continue
+            if len(data) > limit:        # grew after listing
+                res.append((None, _too_big(len(data), limit, patch_size, zf is not None)))
                 continue
             d = decode_patch(data, patch_size, border)
             res.append((d, d.reason))
@@ -158,6 +192,12 @@ def _decode_all(listing: Listing, out: np.ndarray, border: str, patch_size: int,
         if zf is not None:
             zf.close()
     return kept, stats
+
+
+def _too_big(size: int, limit: int, patch_size: int, zipped: bool) -> str:
+    size_is = f"declares {size:,} bytes uncompressed" if zipped else f"{size:,} bytes"
+    return (f"too large: {size_is}, more than a {patch_size}x{patch_size} patch file can be ({limit:,} bytes); "
+            f"not {'decompressed' if zipped else 'read'}")
 
 
 def _keep(d, reason: str | None, root: Path, name: str, strict: bool, stats: dict[str, Any]) -> bool:
@@ -215,7 +255,8 @@ def _make_report(path: Path, listing: Listing, files: list[PatchFile], stats: di
 
 def _reason_kind(reason: str) -> str:
     for prefix, kind in (("empty", "empty"), ("not an image", "not_image"), ("unreadable", "unreadable"),
-                         ("cannot read", "unreadable"), ("label mismatch", "label_mismatch"),
+                         ("cannot read", "unreadable"), ("damaged zip member", "unreadable"),
+                         ("too large", "too_large"), ("label mismatch", "label_mismatch"),
                          ("patient mismatch", "patient_mismatch"), ("file name", "bad_name"),
                          ("not in the", "bad_place")):
         if reason.startswith(prefix):

@@ -199,8 +199,8 @@ def _list_zip(path: Path, strict: bool) -> Listing:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError) as e:
-        raise DataError(f"{path}: cannot read the zip ({e}); download it again.") from e
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:   # ValueError: a name not the UTF-8 it claims
+        raise DataError(f"{path}: cannot read the zip ({type(e).__name__}: {e}); download it again.") from e
     for info in infos:
         if info.is_dir():
             continue

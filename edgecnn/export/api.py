@@ -1,10 +1,18 @@
 """`export_run`: one run folder → artifacts + manifests in exported/<run>/, each checked on the
-run's test patients before its manifest is final."""
+run's test patients before its manifest is final.
+
+Two exports into one folder at once: the second waits (saying for which process) on an flock
+beside the folder (``.<out>.export.lock``, removed when released), then checks for existing
+artifacts as if it had started later: without --force it is refused, with --force it replaces
+them whole. Without the lock both passed the check, and their files replaced one another one
+at a time, so an artifact could end up beside the other export's manifest (a sha256 mismatch).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import shutil
 import tempfile
@@ -14,11 +22,14 @@ from typing import Any
 
 from edgecnn.export.errors import ExportError, ToolMissing
 from edgecnn.formats import FormatSpec, format_names, formats_for, get_format
-from edgecnn.fsutil import TEMP_PREFIX
+from edgecnn.fsutil import TEMP_PREFIX, exclusive
 from edgecnn.manifest import manifest_path, write_manifest
 from edgecnn.progress import Bar
 from edgecnn.quantize.rundata import as_run
 from edgecnn.train.run import RunError, RunFolder
+
+
+log = logging.getLogger("edgecnn.export")
 
 
 class ExportResults(list):
@@ -117,22 +128,34 @@ def export_run(
         raise ExportError(f"--io {io} applies to int8 TFLite graphs only; the other formats take float input")
     results.out = Path(out) if out is not None else default_out(run)
     names = [s.filename(run.model_name) for s in specs]
-    if not force:
-        _refuse_existing(results.out, names)
     from edgecnn.export.context import CALIB_SIZE, ExportContext
 
-    with staging(results.out) as stage:
-        ctx = ExportContext(run, stage, io=io, batch=batch, data=data, limit=limit,
-                            calib_size=CALIB_SIZE if calib_size is None else calib_size, seed=seed, console=console)
-        try:
-            _make_all(ctx, specs, stage, check_parts, progress)
-        finally:
-            ctx.close()
-        publish(stage, results.out)
+    with exclusive(out_lock(results.out), on_wait=lambda pid: _say_waiting(pid, results.out)):
+        if not force:
+            _refuse_existing(results.out, names)
+        with staging(results.out) as stage:
+            ctx = ExportContext(run, stage, io=io, batch=batch, data=data, limit=limit,
+                                calib_size=CALIB_SIZE if calib_size is None else calib_size, seed=seed, console=console)
+            try:
+                _make_all(ctx, specs, stage, check_parts, progress)
+            finally:
+                ctx.close()
+            publish(stage, results.out)
     from edgecnn.manifest import read_manifest
 
     results.extend(read_manifest(results.out / name) for name in names)
     return results
+
+
+def out_lock(out_dir: Path) -> Path:
+    """The lock file of exports into ``out_dir``: beside it (the folder may not exist yet), hidden."""
+    out_dir = Path(out_dir).resolve()
+    return out_dir.parent / f"{TEMP_PREFIX}{out_dir.name}.export.lock"
+
+
+def _say_waiting(pid: int | None, out_dir: Path) -> None:
+    who = f"process {pid}" if pid else "another process"
+    log.warning("waiting for %s, which is exporting into %s; this export goes on when it is done", who, out_dir)
 
 
 def _available_specs(run: RunFolder, specs: list[FormatSpec], everything: bool, skipped: list) -> list[FormatSpec]:

@@ -293,12 +293,11 @@ def _run_source(run: Run, source, json_sink, stride, policy, max_frames, show) -
 
     holder: dict[str, Any] = {}
     sinks = _sinks(run, source, json_sink, show, lambda: holder["p"].stop())
-    png = next((s for s in sinks if s.name == "png"), None)
     video = next((s for s in sinks if s.name == "video"), None)
 
     def on_frame(item, report) -> None:
         if not run.streaming:   # a camera runs for hours: its frames go to the JSON lines, not memory
-            run.records.append(_record(item, png))
+            run.records.append(_record(item))
         if not run.quiet and run.streaming:
             _print_frame(run.console, item, report)
 
@@ -314,12 +313,12 @@ def _run_source(run: Run, source, json_sink, stride, policy, max_frames, show) -
     run.summaries.append(summary)
 
 
-def _record(item, png) -> dict[str, Any]:
+def _record(item) -> dict[str, Any]:
     from edgecnn.scan.sinks import frame_record
 
     rec = frame_record(item, grid=True)
-    if png is not None and id(item) in png.written:
-        rec["overlay"] = str(png.written.pop(id(item)))
+    if "png" in item.outputs:
+        rec["overlay"] = str(item.outputs["png"])
     return rec
 
 

@@ -17,12 +17,20 @@ skip and says why. Ctrl-C (or ``stop()``) ends the loop after the frames in flig
 Timing per stage (ms, p50/p99/mean) and the delivered frame rate go into ``LiveReport``:
 capture = getting the frame (decode, camera wait), scan = ``Scanner.scan``, render = overlay +
 every sink. The loop's ceiling is 1000 / mean(slowest stage) frames per second.
+
+Running for days. Nothing in the loop grows with the number of frames: each stage keeps an exact
+count, mean, min and max and a uniform sample of at most ``stage_samples`` times for the
+percentiles (``StageTimes``), and a frame is gone once its sinks have it (measured in
+docs/reliability.md, "Soak").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import queue
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,7 +47,46 @@ log = logging.getLogger("edgecnn.scan")
 
 POLICIES = ("newest", "all")
 STAGES = ("capture", "scan", "render")
+STAGE_SAMPLES = 10_000
 _END = object()
+
+
+class StageTimes:
+    """One stage's times (ms): exact count, mean, min and max, and a uniform random sample
+    (reservoir) of at most ``keep`` of them for the percentiles. Keeping every time would grow by
+    ~100 bytes a frame over three stages for as long as a camera runs; with ``keep`` = 10,000
+    the percentiles of a longer run are estimates from 10,000 of its frames."""
+
+    def __init__(self, keep: int = STAGE_SAMPLES, seed: int = 0):
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1; got {keep}")
+        self.keep, self.n, self.total = keep, 0, 0.0
+        self.lo, self.hi = math.inf, -math.inf
+        self.kept: list[float] = []
+        self._rng = random.Random(seed)    # seeded: the same run gives the same report
+
+    def append(self, ms: float) -> None:
+        self.n += 1
+        self.total += ms
+        self.lo, self.hi = min(self.lo, ms), max(self.hi, ms)
+        if len(self.kept) < self.keep:
+            self.kept.append(ms)
+            return
+        j = self._rng.randrange(self.n)      # Algorithm R: every time so far equally likely kept
+        if j < self.keep:
+            self.kept[j] = ms
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else 0.0
+
+    def latency(self) -> Latency:
+        """Percentiles and stdev from the sample; n, mean, min and max exact."""
+        lat = Latency.from_samples(self.kept)
+        return dataclasses.replace(lat, n=self.n, mean=self.mean, min=self.lo, max=self.hi)
 
 
 @dataclass
@@ -50,6 +97,7 @@ class Scanned:
     result: ScanResult | None
     error: str | None
     scan_ms: float = 0.0
+    outputs: dict[str, Any] = field(default_factory=dict)   # what sinks wrote for it (e.g. "png": path)
 
     @property
     def ok(self) -> bool:
@@ -68,7 +116,7 @@ class LiveReport:
     sink_skips: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     stopped_by: str = ""
-    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    stage_ms: dict[str, StageTimes] = field(default_factory=lambda: {s: StageTimes() for s in STAGES})
 
     t_start: float = 0.0
 
@@ -79,11 +127,11 @@ class LiveReport:
         return self.rendered / elapsed if elapsed > 0 else 0.0
 
     def stages(self) -> dict[str, dict[str, float]]:
-        return {s: Latency.from_samples(v).as_dict() for s, v in self.stage_ms.items() if v}
+        return {s: v.latency().as_dict() for s, v in self.stage_ms.items() if v}
 
     def bound_fps(self) -> float | None:
         """1000 / mean time of the slowest stage: what a perfect pipeline would deliver."""
-        means = [float(np.mean(v)) for v in self.stage_ms.values() if v]
+        means = [v.mean for v in self.stage_ms.values() if v]
         return 1000.0 / max(means) if means and max(means) > 0 else None
 
     def summary(self) -> dict[str, Any]:
@@ -121,7 +169,7 @@ class LivePipeline:
     def __init__(self, source: FrameSource, scanner: Scanner, sinks: Iterable[Sink] = (), *,
                  policy: str | None = None, queue_size: int = 2, stride: int | None = None,
                  origin: tuple[int, int] = (0, 0), max_frames: int | None = None, legend: bool = True,
-                 on_frame: Callable[[Scanned, "LiveReport"], None] | None = None):
+                 on_frame: Callable[[Scanned, "LiveReport"], None] | None = None, stage_samples: int = STAGE_SAMPLES):
         policy = policy or ("newest" if source.live else "all")
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}; got {policy!r}")
@@ -131,6 +179,7 @@ class LivePipeline:
         self.stride, self.origin, self.max_frames, self.legend = stride, origin, max_frames, legend
         self.on_frame = on_frame
         self.report = LiveReport(policy=policy)
+        self.report.stage_ms = {s: StageTimes(stage_samples) for s in STAGES}
         self._q_scan: queue.Queue = queue.Queue(queue_size)
         self._q_render: queue.Queue = queue.Queue(queue_size)
         self._stop = threading.Event()

@@ -74,14 +74,15 @@ class JsonLines(Sink):
 
 
 class PngFiles(Sink):
-    """``<out>/<stem>.overlay.png`` per frame (unique stems), written atomically."""
+    """``<out>/<stem>.overlay.png`` per frame (unique stems), written atomically; the path goes
+    to the frame (``item.outputs["png"]``), so the sink keeps nothing per frame but the stems it
+    used (~100 bytes, beside the PNG of tens of KB each frame leaves on disk)."""
 
     name = "png"
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.used: set[str] = set()
-        self.written: dict[int, Path] = {}
 
     def target(self, item: Scanned) -> Path:
         f = item.frame
@@ -100,7 +101,7 @@ class PngFiles(Sink):
 
         path = self.target(item)
         save_png(path, image)
-        self.written[id(item)] = path
+        item.outputs[self.name] = path
 
 
 class VideoOut(Sink):

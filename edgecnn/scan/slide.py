@@ -19,6 +19,12 @@ Readers (one interface: ``width``/``height`` at model scale, ``bands(band_h, sta
 
 ``SlideSource`` wraps a reader as a ``FrameSource``: one Frame per band, ``meta["y"]`` its top
 row at model scale. No TensorFlow here.
+
+Damaged files. OpenSlide is C: what it cannot survive ends the process, not a Python exception.
+It trusts a TIFF's tile size, so a damaged TileLength makes it allocate hundreds of GB and GLib
+abort. Before OpenSlide opens a TIFF-based slide, ``check_tiles`` reads its tags with tifffile
+(which allocates nothing for them) and refuses tile sizes no scanner writes, or fewer tiles than
+the image needs (found by fuzzing: tests/test_fuzz_readers.py).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ MODEL_MPP = 4.0
 SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide", ".dcm")
 TIFF_SUFFIXES = (".tif", ".tiff")
 CHUNK_PX = 4096          # widest read at the slide's level, in pixels (bounds memory on wide slides)
+MAX_TILE_PX = 8192       # a tile side no slide scanner writes (they use 240–2048); OpenSlide allocates w×h×4
 
 
 class SlideError(SourceError):
@@ -84,6 +91,42 @@ def _openslide():
 MAX_UPSAMPLE = 1.5   # the most a slide is enlarged on its own stated pixel size (more needs --mpp)
 
 
+def check_tiles(file: Path, name: Path | None = None) -> None:
+    """Refuse a TIFF-based slide whose tiles OpenSlide would choke on (see the module doc). Files
+    that are not TIFFs, or that tifffile cannot parse, are left to OpenSlide's own checks."""
+    try:
+        with open(file, "rb") as f:
+            if f.read(4) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+                return
+        import tifffile
+
+        with tifffile.TiffFile(file) as tif:
+            problem = next(filter(None, (_tile_problem(p) for p in tif.pages)), None)
+    except Exception:  # noqa: BLE001 — not parseable by tifffile: OpenSlide decides (its formats, its errors)
+        return
+    if problem:
+        raise SlideError(f"{name or file}: damaged TIFF: {problem}; copy the file again")
+
+
+def _tile_problem(page) -> str | None:
+    """What is wrong with a page's tiles or strips, from its tags alone (None: nothing). A damaged
+    size tag makes the page need millions of segments the file does not list: readers then size
+    their tables by the tag (tifffile: a list per segment, 20 GB for one fuzzed file)."""
+    planes = int(page.samplesperpixel) if page.planarconfig == 2 else 1
+    if getattr(page, "is_tiled", False):
+        tw, th = int(page.tilewidth), int(page.tilelength)
+        if not (1 <= tw <= MAX_TILE_PX and 1 <= th <= MAX_TILE_PX):
+            return f"page {page.index} has {tw}×{th} px tiles (slides have 1 to {MAX_TILE_PX} px a side)"
+        need, what = math.ceil(page.imagewidth / tw) * math.ceil(page.imagelength / th) * planes, "tiles"
+    else:
+        rows = min(int(page.rowsperstrip or page.imagelength), int(page.imagelength)) or 1
+        need, what = math.ceil(page.imagelength / rows) * planes, "strips"
+    if min(len(page.dataoffsets), len(page.databytecounts)) < need:
+        return (f"page {page.index} lists {len(page.dataoffsets)} {what}, its size "
+                f"({page.imagewidth}×{page.imagelength} px) needs {need:,}")
+    return None
+
+
 class OpenSlideReader:
     """A slide through OpenSlide, resampled to ``target_mpp``; see the module doc."""
 
@@ -97,6 +140,7 @@ class OpenSlideReader:
         if file is None or not file.is_file():
             raise SlideError(f"{self.path}: no such slide file" if file is None or not self.path.is_dir() else
                              f"{self.path}: a folder with no DICOM instances (.dcm) in it")
+        check_tiles(file, self.path)
         try:
             self.slide = openslide.OpenSlide(str(file))
         except (openslide.OpenSlideError, OSError) as e:
@@ -190,18 +234,26 @@ class TiffReader:
         self.path = Path(path)
         if not self.path.is_file():
             raise SlideError(f"{self.path}: no such TIFF file")
+        self.tif = None
         try:
             self.tif = tifffile.TiffFile(self.path)
             self.page = self.tif.pages.first
-            shape = self.page.shape
-        except (tifffile.TiffFileError, OSError, ValueError, IndexError) as e:
-            raise SlideError(f"{self.path}: not a TIFF tifffile can read, or truncated ({e}); copy it again") from e
+            self._shape = self.page.shape
+            self.h0, self.w0 = int(self.page.imagelength), int(self.page.imagewidth)
+            if self.h0 < 1 or self.w0 < 1:
+                raise ValueError(f"{self.w0}×{self.h0} px")
+            problem = _tile_problem(self.page)
+        except Exception as e:  # noqa: BLE001 — see _segments: a damaged file's tags break tifffile in many ways
+            self.close()
+            raise SlideError(f"{self.path}: not a TIFF tifffile can read, or truncated ({type(e).__name__}: {e}); "
+                             "copy it again") from e
+        if problem:
+            self.close()
+            raise SlideError(f"{self.path}: damaged TIFF: {problem}; copy the file again")
         self.mpp = mpp
         self.target_mpp = target_mpp
         self.rescale = float(mpp / target_mpp) if mpp else float(rescale)
-        self.h0, self.w0 = int(self.page.imagelength), int(self.page.imagewidth)
         self.width, self.height = max(1, round(self.w0 * self.rescale)), max(1, round(self.h0 * self.rescale))
-        self._shape = shape
 
     def _rows(self) -> Iterator[np.ndarray]:
         """Full-width rows of the level-0 image, one segment row at a time (a strip or a row of tiles)."""
@@ -213,24 +265,28 @@ class TiffReader:
             if seg is None:
                 raise SlideError(f"{self.path}: a strip/tile is missing or truncated; copy the file again")
             x = idx[-2] if p.is_tiled else 0
-            row[x] = seg.reshape(seg.shape[-3:])
+            try:
+                row[x] = seg.reshape(seg.shape[-3:])
+                if len(row) == ncols:
+                    band = np.concatenate([row[k] for k in sorted(row)], axis=1)[:, :p.imagewidth]
+            except ValueError as e:     # segments whose shapes disagree: damaged tile tags
+                raise SlideError(f"{self.path}: inconsistent TIFF tiles ({e}); copy the file again") from e
             if len(row) == ncols:
-                band = np.concatenate([row[k] for k in sorted(row)], axis=1)[:, :p.imagewidth]
                 row = {}
                 yield band
 
     def _segments(self) -> Iterator[tuple]:
-        import zlib
-
         it = self.page.segments()
         while True:
             try:
                 item = next(it)
             except StopIteration:
                 return
-            except (zlib.error, OSError, ValueError, RuntimeError) as e:
-                # A cut-off file ends mid-strip: say so instead of a codec's traceback.
-                raise SlideError(f"{self.path}: truncated or corrupt TIFF data ({e}); copy the file again") from e
+            except Exception as e:  # noqa: BLE001 — tifffile reading a damaged file: a cut-off strip is a
+                # codec error (zlib.error, ValueError), a zeroed tag a ZeroDivisionError or TypeError;
+                # whatever the library raises, the user's answer is the same: the file is damaged.
+                raise SlideError(f"{self.path}: truncated or corrupt TIFF data ({type(e).__name__}: {e}); "
+                                 "copy the file again") from e
             yield item
 
     def bands(self, band_h: int, start_y: int = 0) -> Iterator[tuple[int, np.ndarray]]:
@@ -263,7 +319,8 @@ class TiffReader:
                 "tiled": bool(self.page.is_tiled)}
 
     def close(self) -> None:
-        self.tif.close()
+        if self.tif is not None:
+            self.tif.close()
 
 
 def open_slide(path: str | os.PathLike, mpp: float | None = None, level: int | None = None,
@@ -310,5 +367,5 @@ class SlideSource(FrameSource):
         self.reader.close()
 
 
-__all__ = ["MODEL_MPP", "OpenSlideReader", "SLIDE_SUFFIXES", "SlideError", "SlideSource", "TiffReader", "dicom_instance",
-           "is_slide_path", "open_slide"]
+__all__ = ["MODEL_MPP", "OpenSlideReader", "SLIDE_SUFFIXES", "SlideError", "SlideSource", "TiffReader", "check_tiles",
+           "dicom_instance", "is_slide_path", "open_slide"]

@@ -95,6 +95,12 @@ class FolderWatch(FrameSource):
     def close(self) -> None:
         self._closed = True
 
+    @property
+    def tracked(self) -> int:
+        """Files remembered between polls (taken, or waiting to settle): at most what the folder
+        holds, so a folder a camera fills and another process empties costs no growing memory."""
+        return len(self._done) + len(self._pending)
+
     def _frames(self) -> Iterator[Frame]:
         start = time.monotonic()
         i = 0
@@ -108,7 +114,9 @@ class FolderWatch(FrameSource):
                 continue
             if self.policy == "newest":
                 self.dropped += len(ready) - 1
-                self._done.update(key for _, _, key in ready[:-1])
+                for _, _, key in ready[:-1]:
+                    self._done.add(key)
+                    self._pending.pop(key[0], None)
                 ready = ready[-1:]
             for mtime_ns, path, key in ready:
                 self._done.add(key)
@@ -171,7 +179,9 @@ def _ready(folder: Path, done: set, pending: dict, settle_s: float) -> list[tupl
     """Files whose size and mtime held still for ``settle_s``, oldest first."""
     now = time.monotonic()
     ready = []
-    for key, mtime_ns in _listing(folder):
+    listing = _listing(folder)
+    _forget_gone(listing, done, pending)
+    for key, mtime_ns in listing:
         if key in done:
             continue
         name, size, _ = key
@@ -185,6 +195,15 @@ def _ready(folder: Path, done: set, pending: dict, settle_s: float) -> list[tupl
             ready.append((mtime_ns, folder / name, key))
     ready.sort(key=lambda r: (r[0], r[1].name))
     return ready
+
+
+def _forget_gone(listing: list, done: set, pending: dict) -> None:
+    """Drop what is remembered about files no longer in the folder (moved away, deleted, or
+    rewritten: a rewritten file has a new key), so the memory follows the folder, not the run."""
+    keys = {key for key, _ in listing}
+    done.intersection_update(keys)
+    for name in [n for n, (key, _) in pending.items() if key not in keys]:
+        del pending[name]
 
 
 def _scan_one(scanner: Scanner, frame: Frame, stride: int | None, origin: tuple[int, int],
