@@ -267,9 +267,15 @@ def _fine_tune(job: _Job, qmodel, state: dict[str, Any]) -> None:
     """The epochs left: fit, score on val, keep the best, checkpoint (model, then state) each epoch."""
     p, steps = job.p, _steps(job)
     weights = _class_weights(job.cfg, job.train.labels)
+    from edgecnn._tf import keras
+
     for epoch in range(state["epoch"] + 1, p["epochs"] + 1):
         if state["wait"] >= p["patience"]:
             break
+        # Dropout draws from TensorFlow's global generator: seeded per epoch, with the step traced
+        # anew, a resumed epoch (and a rerun with the same --seed) trains exactly as the first did.
+        keras.utils.set_random_seed(p["seed"] * 1000 + epoch)
+        qmodel.train_function = None
         ds = _dataset(job.train, p["batch_size"], p["seed"], epoch, weights).take(steps)
         with EpochBar(f"QAT epoch {epoch}/{p['epochs']}", steps, job.progress) as bar:
             h = qmodel.fit(ds, epochs=1, verbose=0, callbacks=[bar.callback])
@@ -292,7 +298,14 @@ def _best_model(job: _Job, qmodel):
     from edgecnn.quantize.scheme import load_qat_model
 
     best_path = job.run.qat_dir / "best.keras"
-    best = load_qat_model(best_path) if best_path.exists() else qmodel
+    if best_path.exists():
+        best = load_qat_model(best_path)
+    elif job.run.qat_ready():
+        # best.keras goes only once the results are written: this is a rerun (--resume) of a
+        # finished QAT, whose kept epoch is qat/model.keras, not the last epoch's weights.
+        best = load_qat_model(job.run.qat_model_path)
+    else:
+        best = qmodel
     job.p["bn_reestimate_batches"] = recompute_bn_statistics(
         best, job.train.images, batch_size=job.p["batch_size"], seed=job.p["seed"]) if job.p["bn"] == "reestimate" else 0
     return best
@@ -327,9 +340,14 @@ def _final_metrics(job: _Job, best, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _save_results(job: _Job, best, metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    """model.keras, metrics.json, then model.json with the model's sha256: what marks the QAT
+    finished (RunFolder.qat_ready), so a kill in between never leaves a model that export takes
+    with another run's threshold. best.keras goes last: until then a --resume still has it."""
+    from edgecnn.fsutil import sha256_file
+
     run, qat_dir = job.run, job.run.qat_dir
     save_qat_model(best, run.qat_model_path)
-    (qat_dir / "best.keras").unlink(missing_ok=True)
+    write_json(qat_dir / "metrics.json", metrics)
     sym = job.p["activations"] == "symmetric"
     scheme = {"tool": "tensorflow-model-optimization", "scheme": "default 8-bit",
               "weights": "int8 symmetric, per output channel for conv (per tensor for dense)",
@@ -340,8 +358,9 @@ def _save_results(job: _Job, best, metrics: dict[str, Any], state: dict[str, Any
         "threshold": metrics["threshold"], "val_balanced_accuracy": metrics["val_bac_qat"],
         "epoch": state["best_epoch"], "class_names": list(CLASS_NAMES), "source_model": str(run.model_path.name),
         "quantization": scheme, "int8_tflite_ops": job.p["ops"], "float_ops": metrics["float_ops"],
+        "model_sha256": sha256_file(run.qat_model_path),
     })
-    write_json(qat_dir / "metrics.json", metrics)
+    (qat_dir / "best.keras").unlink(missing_ok=True)
     _log(job.console, f"QAT: val balanced accuracy {job.float_bac:.4f} (float) → {metrics['val_bac_qat']:.4f} "
                       f"(QAT, inference mode; training mode {metrics['val_bac_train_mode']:.4f}); "
                       f"saved {run.qat_model_path}")
