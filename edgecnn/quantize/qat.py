@@ -265,10 +265,10 @@ def _steps(job: _Job) -> int:
 
 def _fine_tune(job: _Job, qmodel, state: dict[str, Any]) -> None:
     """The epochs left: fit, score on val, keep the best, checkpoint (model, then state) each epoch."""
-    p, steps = job.p, _steps(job)
-    weights = _class_weights(job.cfg, job.train.labels)
     from edgecnn._tf import keras
 
+    p, steps = job.p, _steps(job)
+    weights = _class_weights(job.cfg, job.train.labels)
     for epoch in range(state["epoch"] + 1, p["epochs"] + 1):
         if state["wait"] >= p["patience"]:
             break
