@@ -1,17 +1,28 @@
 """Kill trials: SIGKILL a real edgecnn command at a random moment, run it again the way a user
 would (with --resume where it has one), and check that nothing was lost or half-written.
 
-    EDGECNN_DATA=../shared/data/idc python scripts/kill_trials.py --trials 20 [--kinds slide,cache,export,train]
+    EDGECNN_DATA=../shared/data/idc python scripts/kill_trials.py --trials 20 [--kinds slide,cache,export,...]
 
 Kinds (each against a reference run of the same command, uninterrupted):
-- slide:  `scan SLIDE --checkpoint-every 0`, then `--resume`: heat map, GeoJSON and tile counts
-          byte-identical to the reference;
-- cache:  `data info DIR` with an empty patch cache, then again: the same counts, and a third
-          run decodes nothing (the cache left behind is whole);
-- export: `export RUN --format tflite --precision int8-ptq`, then again with --force: the output
-          folder never holds a file without its manifest or a temporary, and the artifact verifies;
-- train:  `train --epochs 3` (tiny), then `--resume` (or a fresh start if killed before the first
-          checkpoint): the run finishes, its history has each epoch once.
+- slide:    `scan SLIDE --checkpoint-every 0`, then `--resume`: heat map, GeoJSON and tile counts
+            byte-identical to the reference;
+- cache:    `data info DIR` with an empty patch cache, then again: the same counts, and a third
+            run decodes nothing (the cache left behind is whole);
+- export:   `export RUN --format tflite --precision int8-ptq`, then again with --force: the output
+            folder never holds a file without its manifest or a temporary, and the artifact verifies;
+- train:    `train --epochs 3` (tiny), then `--resume` (the same command if there is nothing to
+            resume): every file left by the kill reads back whole; the run finishes with each epoch
+            once, and history, metrics, model.json, split and the weights of model.keras and
+            ckpt/last.keras equal the uninterrupted run's (training is seeded per epoch);
+- quantize: `quantize RUN --epochs 3` (tiny), then `--resume`: export never takes an unfinished
+            qat/model.keras; the QAT weights, metrics, model.json and checkpoint state equal the
+            uninterrupted run's; no temporary is left;
+- tune:     `tune FRAME --out PROFILE` (odd trials over an existing profile): after the kill the
+            profile is absent, the old one byte for byte, or a whole valid one; the rerun writes a
+            valid profile measuring the same candidates as the reference; no temporary is left;
+- video:    `scan CLIP --out CLIP.overlay.mp4 --json` (odd trials over an existing video): after
+            the kill the video is absent or the old one; the rerun's decoded frames and JSON lines
+            (less timings) equal the reference's; no temporary is left.
 
 Prints one row per kind (trials, kills that landed mid-run, recovered, mismatches) and writes
 ``--json``. Exit 1 if any trial lost or corrupted something.
