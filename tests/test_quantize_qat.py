@@ -185,3 +185,25 @@ def test_qat_is_reproducible_and_a_rerun_of_a_finished_one_keeps_its_best_epoch(
     for a, b in zip(weights(run), kept):
         np.testing.assert_array_equal(a, b)
     assert run.qat_ready() and m["best_epoch"] == read_json(run.qat_dir / "model.json")["epoch"]
+
+
+def test_a_resumed_qat_continues_the_optimizer_and_trains_like_an_uninterrupted_one(qat_run, export_run, tmp_path):
+    """The HDF5 checkpoint has no optimizer: without ckpt/optimizer.npz a resumed epoch started Adam
+    afresh, and its loss and weights differed from the uninterrupted run's (kill_trials, quantize)."""
+    import shutil
+
+    from edgecnn.fsutil import read_json
+    from edgecnn.quantize import load_qat_model, quantize_run
+    from edgecnn.train.run import RunFolder
+    from tests.fixtures_export import QAT_QUICK
+
+    src, _ = qat_run                                         # QAT_QUICK: stopped after epoch 1
+    assert (src.qat_dir / "ckpt" / "optimizer.npz").exists()
+    resumed = RunFolder(shutil.copytree(src.path, tmp_path / "resumed"))
+    quantize_run(resumed, **{**QAT_QUICK, "epochs": 2, "patience": 5}, resume=True)
+    whole = RunFolder(shutil.copytree(export_run.path, tmp_path / "whole", ignore=shutil.ignore_patterns("qat")))
+    quantize_run(whole, **{**QAT_QUICK, "epochs": 2, "patience": 5})
+    history = [read_json(r.qat_dir / "ckpt" / "state.json")["history"] for r in (resumed, whole)]
+    assert [h["epoch"] for h in history[0]] == [0, 1, 2] and history[0] == history[1]
+    for a, b in zip(*(load_qat_model(r.qat_dir / "ckpt" / "last.keras").get_weights() for r in (resumed, whole))):
+        np.testing.assert_array_equal(a, b)

@@ -17,6 +17,7 @@ and that calibrated model is "epoch 0", the baseline each fine-tuning epoch has 
 
 from __future__ import annotations
 
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -245,9 +246,18 @@ def _start_or_resume(job: _Job, resume: bool):
         calib = train.images[np.random.default_rng(p["seed"]).permutation(len(train))[:CALIB_BATCHES * bs]]
         state["calibration_batches"] = calibrate_ranges(
             qmodel, (to_float(calib[i:i + bs]) for i in range(0, len(calib), bs)))
+        # Go on with the model as a checkpoint reads back: a fresh tfmot model keeps listing a
+        # frozen BN's gamma/beta as trainable (its wrapper collected them when built), the one
+        # read from HDF5 does not, so --bn freeze trained them only until a resume.
+        with tempfile.TemporaryDirectory(prefix="edgecnn-qat-") as tmp:
+            qmodel = load_qat_model(save_qat_model(qmodel, Path(tmp) / "start.h5"))
+        if p["activations"] == "symmetric":
+            set_symmetric_activations(qmodel)
     if p["bn"] == "freeze":
         set_bn_trainable(qmodel, False)
     qmodel.compile(optimizer=keras.optimizers.Adam(p["lr"]), loss="sparse_categorical_crossentropy")
+    if state["epoch"] > 0:
+        _load_optimizer(qmodel, job.ckpt / OPTIMIZER_FILE)
     if state["epoch"] == 0 and not state["history"]:
         # Epoch 0 = the range-calibrated model before any step: fine-tuning must beat it to replace it.
         thr0, bac0 = best_threshold(job.val.labels, predict_probs(qmodel, job.val.images))
@@ -256,6 +266,31 @@ def _start_or_resume(job: _Job, resume: bool):
         save_qat_model(qmodel, job.run.qat_dir / "best.keras")
         _log(job.console, f"QAT epoch 0 (calibrated ranges, no fine-tuning): val BAC {bac0:.4f}")
     return qmodel, state
+
+
+# The HDF5 checkpoint holds no optimizer (save_qat_model): Adam's step count and moments go beside it,
+# so a resumed epoch continues the optimizer the killed run had instead of a fresh one.
+OPTIMIZER_FILE = "optimizer.npz"
+
+
+def _save_optimizer(qmodel, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        np.savez(tmp, *[v.numpy() for v in qmodel.optimizer.variables])
+
+
+def _load_optimizer(qmodel, path: Path) -> bool:
+    """Restore the optimizer state ``_save_optimizer`` wrote; False (a fresh optimizer, with a
+    warning) for a checkpoint without one or one that does not fit."""
+    opt = qmodel.optimizer
+    if path.exists():
+        with np.load(path) as z:
+            values = [z[f"arr_{i}"] for i in range(len(z.files))]
+        opt.build(qmodel.trainable_variables)
+        if [v.shape for v in values] == [tuple(v.shape) for v in opt.variables]:
+            opt.set_weights(values)
+            return True
+    warnings.warn(f"{path.parent}: no matching optimizer state; the resumed QAT starts Adam afresh", stacklevel=2)
+    return False
 
 
 def _steps(job: _Job) -> int:
@@ -289,6 +324,7 @@ def _fine_tune(job: _Job, qmodel, state: dict[str, Any]) -> None:
             state["wait"] += 1
         state["epoch"] = epoch
         save_qat_model(qmodel, job.ckpt / "last.keras")
+        _save_optimizer(qmodel, job.ckpt / OPTIMIZER_FILE)
         write_json(job.ckpt / "state.json", state)
         _log(job.console, f"QAT epoch {epoch}/{p['epochs']}: loss {row['loss']:.4f}, val BAC {bac:.4f} "
                           f"(threshold {thr:.3f})")
