@@ -172,9 +172,14 @@ class _Steps:
                                 "--json", str(self.out / "train.json")])
 
     def quantize(self, run: Path, qat_epochs: int) -> None:
-        if (run / "qat" / "model.keras").exists() or (run / "qat" / "model.h5").exists():
+        from edgecnn.train.run import RunFolder
+
+        # Finished only with the model.json written after the model (a killed quantize resumes).
+        if RunFolder(run).qat_ready() or (run / "qat" / "model.h5").exists():
             return _reused("3/6 quantize", run / "qat", "delete it or pass --fresh to fine-tune again")
-        self.step("3/6 quantize", ["quantize", str(run), "--epochs", str(qat_epochs), "--json", str(self.out / "qat.json")])
+        resume = ["--resume"] if (run / "qat" / "ckpt" / "state.json").exists() else []
+        self.step("3/6 quantize" + (" (resume)" if resume else ""),
+                  ["quantize", str(run), *resume, "--epochs", str(qat_epochs), "--json", str(self.out / "qat.json")])
 
     def export(self, run: Path, exported: Path) -> None:
         done = self.out / "export.json"

@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -28,22 +29,67 @@ def is_temp(path: str | os.PathLike) -> bool:
     return Path(path).name.startswith(TEMP_PREFIX)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
+def temp_beside(path: str | os.PathLike, suffix: str | None = None) -> Path:
+    """A new empty temporary file beside ``path`` (same folder, so a rename replaces ``path``).
 
-    The temporary keeps the target's suffix because several writers (Keras, TFLite, ONNX)
+    Its name, ``.<stem>.<pid>-<random><suffix>``, is hidden (``is_temp``) and records the writing
+    process: what a killed writer left for the same target is removed first
+    (``remove_orphaned_temps``), so repeated kills do not pile up half-written copies. The
+    suffix is the target's unless given, because several writers (Keras, TFLite, ONNX, OpenCV)
     pick the file format from it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
+    suffix = path.suffix if suffix is None else suffix
+    remove_orphaned_temps(path, suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}.{os.getpid()}-", suffix=suffix, dir=path.parent)
     os.close(fd)
     # mkstemp makes 0600 files; give the result the permissions a plain open() would.
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
-    tmp_path = Path(tmp)
+    return Path(tmp)
+
+
+def remove_orphaned_temps(path: str | os.PathLike, suffix: str | None = None) -> list[Path]:
+    """Temporaries that a writer of ``path`` left when it was killed (its pid no longer runs):
+    removed. A running writer's own temporary, and names without a pid, are left alone."""
+    path = Path(path)
+    suffix = path.suffix if suffix is None else suffix
+    name = re.compile(re.escape(f"{TEMP_PREFIX}{path.stem}.") + r"(\d+)-[^.]*" + re.escape(suffix))
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for e in entries:
+        m = name.fullmatch(e.name)
+        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (one we may not signal counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (``temp_beside``); rename it over ``path`` only on
+    success."""
+    path = Path(path)
+    tmp_path = temp_beside(path, suffix)
     try:
         yield tmp_path
         os.replace(tmp_path, path)

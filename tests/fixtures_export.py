@@ -7,7 +7,10 @@ import shutil
 
 import pytest
 
-QAT_QUICK = dict(epochs=1, steps_per_epoch=4, limit=200, batch_size=32, progress=False)
+# limit: above the tiny run's validation size (~230 patches), so QAT picks its threshold on the
+# same patches as the float model did; on a 200-patch draw of them it swung from 0.72 to 0.49 and
+# the int8-qat artifact's label agreement with the float model fell below the export tests' 0.9.
+QAT_QUICK = dict(epochs=1, steps_per_epoch=4, limit=1000, batch_size=32, progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -90,12 +90,15 @@ def test_failed_export_leaves_nothing_and_the_retry_runs(export_run, tmp_path):
     """Artifacts are staged and moved in only when all passed: a late failure leaves no file (and
     no staging folder) behind, so the retry needs no --force."""
     from edgecnn.export import export_run as export
+    from edgecnn.fsutil import sha256_file, write_json
     from edgecnn.train.run import RunError
 
     run = tmp_path / "run"
     shutil.copytree(export_run.path, run, ignore=shutil.ignore_patterns("qat", "ckpt", "plots"))
     (run / "qat").mkdir()
     (run / "qat" / "model.keras").write_bytes(b"\x00 a QAT model cut short")
+    # ...that quantize finished writing (its model.json describes it): export takes it, and fails late.
+    write_json(run / "qat" / "model.json", {"model_sha256": sha256_file(run / "qat" / "model.keras")})
     out = tmp_path / "exported"
     # tflite makes fp32, fp16 and dynamic, then fails on int8-qat: the damaged QAT model.
     with pytest.raises(RunError, match="cannot load the QAT model"):
@@ -129,3 +132,18 @@ def test_a_killed_exports_staging_folder_is_removed_by_the_next(tmp_path):
     removed = remove_orphaned_stages(tmp_path, prefix)
     assert [p.name for p in removed] == [f"{prefix}a"]
     assert {p.name for p in tmp_path.iterdir()} == {f"{prefix}b", f"{prefix}young"}
+
+
+def test_a_qat_model_an_interrupted_quantize_left_is_not_exported(export_run, tmp_path):
+    """qat/model.keras without the model.json quantize writes after it (killed in between): export
+    refuses it, saying how to finish, instead of converting it with the float model's threshold."""
+    from edgecnn.export import export_run as export
+    from edgecnn.train.run import RunError
+
+    run = tmp_path / "run"
+    shutil.copytree(export_run.path, run, ignore=shutil.ignore_patterns("qat", "ckpt", "plots"))
+    (run / "qat").mkdir()
+    (run / "qat" / "model.keras").write_bytes(b"a QAT model nothing describes yet")
+    with pytest.raises(RunError, match="not a finished QAT model.*quantize .*--resume"):
+        export(run, "tflite", "int8", out=tmp_path / "exported", progress=False, limit=20)
+    assert not (tmp_path / "exported").exists()

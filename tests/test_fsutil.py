@@ -97,3 +97,24 @@ def test_sha256_file_reads_in_chunks(tmp_path):
     data = os.urandom(3 * 1024 + 17)
     (tmp_path / "a.bin").write_bytes(data)
     assert sha256_file(tmp_path / "a.bin", chunk=1024) == hashlib.sha256(data).hexdigest()
+
+
+def test_the_next_write_removes_what_a_killed_writer_left(tmp_path):
+    """A temporary names its writer's pid: the next write of the same target removes those whose
+    writer is gone (killed), and leaves alone a running writer's and other targets'."""
+    target = tmp_path / "model.keras"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    try:
+        orphan = proc.stdout.readline().strip()
+        assert orphan, "the writer did not start"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    running = tmp_path / f".model.{os.getppid()}-abcd1234.keras"     # our parent runs: a live writer
+    other = tmp_path / f".model.{proc.pid}-abcd1234.json"              # model.json's, not model.keras's
+    for p in (running, other):
+        p.write_bytes(b"x")
+    assert os.path.exists(orphan) and str(proc.pid) in os.path.basename(orphan)
+    write_bytes(target, b"new")
+    assert target.read_bytes() == b"new" and not os.path.exists(orphan)
+    assert running.exists() and other.exists()

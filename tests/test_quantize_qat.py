@@ -132,3 +132,78 @@ def test_quantize_run_bad_inputs(tmp_path, export_run):
         quantize_run(broken, progress=False)
     with pytest.raises(ValueError, match="bn must be one of"):
         quantize_run(export_run, bn="sometimes", progress=False)
+
+
+def test_only_a_qat_model_its_model_json_describes_is_finished(tmp_path):
+    """quantize writes qat/model.keras, metrics.json, then model.json with the model's sha256: a kill
+    in between leaves a model that export and evaluate refuse (they took it with the float threshold)."""
+    from edgecnn.fsutil import sha256_file, write_json
+    from edgecnn.train.run import RunError, RunFolder
+
+    run = RunFolder(tmp_path)
+    assert not run.qat_ready()
+    run.qat_dir.mkdir()
+    run.qat_model_path.write_bytes(b"a QAT model")
+    assert not run.qat_ready()                                          # killed before model.json
+    with pytest.raises(RunError, match="interrupted.*--resume"):
+        run.load_model(qat=True)
+    write_json(run.qat_dir / "model.json", {"threshold": 0.4, "model_sha256": "0" * 64})
+    assert not run.qat_ready()                                          # an earlier QAT's model.json
+    write_json(run.qat_dir / "model.json", {"threshold": 0.4, "model_sha256": sha256_file(run.qat_model_path)})
+    assert run.qat_ready() and run.require_qat_model() == run.qat_model_path
+    write_json(run.qat_dir / "model.json", {"threshold": 0.4})          # an older edgecnn's: taken as it is
+    assert run.qat_ready()
+
+
+def test_qat_is_reproducible_and_a_rerun_of_a_finished_one_keeps_its_best_epoch(qat_run, tmp_path):
+    """The same --seed gives the same QAT weights (dropout seeded per epoch), and `quantize --resume`
+    after the results were written keeps the kept epoch's model, not the last checkpoint's (it took
+    ckpt/last.keras once best.keras was gone)."""
+    import shutil
+
+    from edgecnn.fsutil import read_json
+    from edgecnn.quantize import load_qat_model, quantize_run
+    from edgecnn.quantize.qat import save_qat_model
+    from edgecnn.train.run import RunFolder
+    from tests.fixtures_export import QAT_QUICK
+
+    src, _ = qat_run
+    run = RunFolder(shutil.copytree(src.path, tmp_path / "again", ignore=shutil.ignore_patterns("qat")))
+    quantize_run(run, **QAT_QUICK)
+
+    def weights(r):
+        return load_qat_model(r.qat_model_path).get_weights()
+    kept = weights(src)
+    for a, b in zip(weights(run), kept):
+        np.testing.assert_array_equal(a, b)
+    assert not (run.qat_dir / "best.keras").exists() and run.qat_ready()
+    last = run.qat_dir / "ckpt" / "last.keras"                          # make the last epoch tell apart
+    other = load_qat_model(last)
+    other.set_weights([w * 0.5 for w in other.get_weights()])
+    save_qat_model(other, last)
+    m = quantize_run(run, resume=True, **QAT_QUICK)
+    for a, b in zip(weights(run), kept):
+        np.testing.assert_array_equal(a, b)
+    assert run.qat_ready() and m["best_epoch"] == read_json(run.qat_dir / "model.json")["epoch"]
+
+
+def test_a_resumed_qat_continues_the_optimizer_and_trains_like_an_uninterrupted_one(qat_run, export_run, tmp_path):
+    """The HDF5 checkpoint has no optimizer: without ckpt/optimizer.npz a resumed epoch started Adam
+    afresh, and its loss and weights differed from the uninterrupted run's (kill_trials, quantize)."""
+    import shutil
+
+    from edgecnn.fsutil import read_json
+    from edgecnn.quantize import load_qat_model, quantize_run
+    from edgecnn.train.run import RunFolder
+    from tests.fixtures_export import QAT_QUICK
+
+    src, _ = qat_run                                         # QAT_QUICK: stopped after epoch 1
+    assert (src.qat_dir / "ckpt" / "optimizer.npz").exists()
+    resumed = RunFolder(shutil.copytree(src.path, tmp_path / "resumed"))
+    quantize_run(resumed, **{**QAT_QUICK, "epochs": 2, "patience": 5}, resume=True)
+    whole = RunFolder(shutil.copytree(export_run.path, tmp_path / "whole", ignore=shutil.ignore_patterns("qat")))
+    quantize_run(whole, **{**QAT_QUICK, "epochs": 2, "patience": 5})
+    history = [read_json(r.qat_dir / "ckpt" / "state.json")["history"] for r in (resumed, whole)]
+    assert [h["epoch"] for h in history[0]] == [0, 1, 2] and history[0] == history[1]
+    for a, b in zip(*(load_qat_model(r.qat_dir / "ckpt" / "last.keras").get_weights() for r in (resumed, whole))):
+        np.testing.assert_array_equal(a, b)

@@ -132,3 +132,38 @@ def test_scan_cli_bad_sources(mosaic_png, scan_model, tmp_path, monkeypatch):
 def test_scan_help_has_an_example():
     res = runner.invoke(app, ["scan", "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "Example" in res.output and "--camera" in res.output and "--quiet" in res.output
+
+
+def test_a_killed_video_write_leaves_the_old_video_and_the_rerun_no_temporary(make_video, scan_model, tmp_path):
+    """SIGKILL while the annotated video is being written: the old video stays whole under its
+    name (only a hidden temporary is half-written), and the next scan to that name removes what
+    the killed one left (scripts/kill_trials.py --kinds video found one leftover per kill)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from edgecnn.fsutil import is_temp
+    from tests.fixtures_scan import video_frames
+
+    clip, _ = make_video("long.avi", n=150)
+    out = tmp_path / "ann.mp4"
+    out.write_bytes(b"the old annotated video")
+    cmd = [sys.executable, "-m", "edgecnn.cli", "scan", str(clip), "--model", str(scan_model), "--out", str(out),
+           "--threads", "1", "--policy", "all", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not any(map(is_temp, tmp_path.iterdir())):
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the scan ended before the kill"
+    left = [p for p in tmp_path.iterdir() if is_temp(p)]
+    assert len(left) == 1 and out.read_bytes() == b"the old annotated video"
+    res = runner.invoke(app, ["scan", str(clip), "--model", str(scan_model), "--out", str(out), "--max-frames", "3",
+                              "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert sorted(os.listdir(tmp_path)) == ["ann.mp4"] and len(video_frames(out)) == 3

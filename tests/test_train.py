@@ -251,3 +251,46 @@ def test_evaluate_split_and_trained_patient_warning(tiny_run, idc_data, tmp_path
     assert t["n_patients"] == 1 and t["warnings"] == [] and t["split"]["part"] == "test"
     with pytest.raises(ValueError, match="none of its"):
         evaluate(tiny_run.path, str(_patients_folder(idc_data, [sp.train[1]], tmp_path / "tr")), split=tiny_run.path)
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over(tmp_path):
+    """Killed in epoch 1 after model.keras but before ckpt/: --resume has nothing to resume, so the
+    same command must start the run over (it refused: "already holds a run", a dead end)."""
+    from edgecnn.fsutil import write_json
+    from edgecnn.train.fit import TrainConfig, _resolve_config
+
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    write_json(run.config_path, {"model": "basic_cnn"})
+    run.model_path.write_bytes(b"epoch 1's model")
+    cfg = TrainConfig(out=str(run.path), data="unused")
+    assert _resolve_config(cfg, run, False, None) is cfg
+    with pytest.raises(RunError, match="nothing to resume"):
+        _resolve_config(cfg, run, True, None)
+    for done in (run.ckpt_dir / "state.json", run.metrics_path):     # a checkpoint, or a finished run
+        done.parent.mkdir(exist_ok=True)
+        write_json(done, {})
+        with pytest.raises(RunError, match="already holds a run"):
+            _resolve_config(cfg, run, False, None)
+        done.unlink()
+
+
+def test_a_resumed_run_trains_exactly_like_an_uninterrupted_one(tiny_run, idc_data, tmp_path):
+    """Stopped after epoch 2 and resumed, the run ends with the weights and history of the
+    uninterrupted 3-epoch `tiny_run` (dropout is seeded per epoch, not by the process's history)."""
+    import numpy as np
+
+    from edgecnn.models.precision import load_float32
+    from edgecnn.train.fit import TrainConfig, train
+    from tests.fixtures_train import TINY
+
+    out = tmp_path / "resumed"
+    train(TrainConfig(out=str(out), data=str(idc_data), **{**TINY, "epochs": 2}), progress=False)
+    run = train(TrainConfig(out=str(out)), resume=True, progress=False, epochs=TINY["epochs"])
+
+    def history(r):
+        return [{k: v for k, v in h.items() if k != "seconds"} for h in read_json(r.history_path)]
+    assert history(run) == history(tiny_run)
+    for a, b in zip(load_float32(run.ckpt_dir / "last.keras").get_weights(),
+                    load_float32(tiny_run.ckpt_dir / "last.keras").get_weights()):
+        np.testing.assert_array_equal(a, b)

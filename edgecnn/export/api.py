@@ -172,8 +172,13 @@ def _available_specs(run: RunFolder, specs: list[FormatSpec], everything: bool, 
                     raise
                 skipped += [{"key": s.key, "reason": str(e)} for s in specs if needs(s)]
                 specs = [s for s in specs if not needs(s)]
-    if any(s.needs_qat for s in specs) and not run.qat_model_path.exists():
-        reason = f"{run.path}: no QAT model; run `edgecnn quantize {run.path}` first"
+    reason = None
+    if any(s.needs_qat for s in specs):
+        try:
+            run.require_qat_model()
+        except RunError as e:       # no QAT model, or one an interrupted quantize left
+            reason = str(e)
+    if reason:
         if not everything:
             raise RunError(reason + " (or pick a non-QAT precision such as --precision int8-ptq)")
         skipped += [{"key": s.key, "reason": reason} for s in specs if s.needs_qat]

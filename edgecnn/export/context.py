@@ -51,15 +51,17 @@ class ExportContext:
         return {"macs_per_tile": count_macs(m), "params": int(m.count_params())}
 
     def has_qat(self) -> bool:
-        return self.run.qat_model_path.exists()
+        """A finished QAT model (not one an interrupted quantize left without its model.json)."""
+        return self.run.qat_ready()
 
     def qat_model(self):
         if self._qat is None:
             from edgecnn.quantize.scheme import load_qat_model
 
-            if not self.has_qat():
-                raise RunError(f"{self.run.path}: no QAT model (qat/model.keras); run `edgecnn quantize {self.run.path}` "
-                               "first, or export a non-QAT precision (fp32, fp16, int8-ptq)")
+            try:
+                self.run.require_qat_model()
+            except RunError as e:
+                raise RunError(f"{e}; or export a non-QAT precision (fp32, fp16, int8-ptq)") from None
             try:
                 self._qat = load_qat_model(self.run.qat_model_path)
             except Exception as e:

@@ -8,11 +8,11 @@ with INFERENCE_PRECISION_HINT=f32 unless asked otherwise.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from edgecnn.export.errors import ExportError, ToolMissing
+from edgecnn.fsutil import remove_orphaned_temps, temp_beside
 
 _SOURCE = {"fp32": "fp32", "int8-ptq": "int8-ptq"}
 
@@ -38,10 +38,9 @@ def cpu_default_precision() -> str:
 def save_ir(model, xml: Path) -> None:
     """Write .xml + .bin atomically: both go to temporaries first; the .xml is renamed last."""
     ov = _ov()
-    xml.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{xml.stem}.", suffix=".xml", dir=xml.parent)
-    os.close(fd)
-    tmp_xml, tmp_bin = Path(tmp), Path(tmp).with_suffix(".bin")
+    remove_orphaned_temps(xml, ".bin")      # the .bin half of a killed writer's pair
+    tmp_xml = temp_beside(xml, ".xml")
+    tmp_bin = tmp_xml.with_suffix(".bin")
     try:
         # compress_to_fp16 defaults to True: it would silently turn the fp32 IR into fp16 weights.
         ov.save_model(model, str(tmp_xml), compress_to_fp16=False)

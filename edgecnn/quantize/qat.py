@@ -17,6 +17,7 @@ and that calibrated model is "epoch 0", the baseline each fine-tuning epoch has 
 
 from __future__ import annotations
 
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -245,9 +246,18 @@ def _start_or_resume(job: _Job, resume: bool):
         calib = train.images[np.random.default_rng(p["seed"]).permutation(len(train))[:CALIB_BATCHES * bs]]
         state["calibration_batches"] = calibrate_ranges(
             qmodel, (to_float(calib[i:i + bs]) for i in range(0, len(calib), bs)))
+        # Go on with the model as a checkpoint reads back: a fresh tfmot model keeps listing a
+        # frozen BN's gamma/beta as trainable (its wrapper collected them when built), the one
+        # read from HDF5 does not, so --bn freeze trained them only until a resume.
+        with tempfile.TemporaryDirectory(prefix="edgecnn-qat-") as tmp:
+            qmodel = load_qat_model(save_qat_model(qmodel, Path(tmp) / "start.h5"))
+        if p["activations"] == "symmetric":
+            set_symmetric_activations(qmodel)
     if p["bn"] == "freeze":
         set_bn_trainable(qmodel, False)
     qmodel.compile(optimizer=keras.optimizers.Adam(p["lr"]), loss="sparse_categorical_crossentropy")
+    if state["epoch"] > 0:
+        _load_optimizer(qmodel, job.ckpt / OPTIMIZER_FILE)
     if state["epoch"] == 0 and not state["history"]:
         # Epoch 0 = the range-calibrated model before any step: fine-tuning must beat it to replace it.
         thr0, bac0 = best_threshold(job.val.labels, predict_probs(qmodel, job.val.images))
@@ -258,6 +268,31 @@ def _start_or_resume(job: _Job, resume: bool):
     return qmodel, state
 
 
+# The HDF5 checkpoint holds no optimizer (save_qat_model): Adam's step count and moments go beside it,
+# so a resumed epoch continues the optimizer the killed run had instead of a fresh one.
+OPTIMIZER_FILE = "optimizer.npz"
+
+
+def _save_optimizer(qmodel, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        np.savez(tmp, *[v.numpy() for v in qmodel.optimizer.variables])
+
+
+def _load_optimizer(qmodel, path: Path) -> bool:
+    """Restore the optimizer state ``_save_optimizer`` wrote; False (a fresh optimizer, with a
+    warning) for a checkpoint without one or one that does not fit."""
+    opt = qmodel.optimizer
+    if path.exists():
+        with np.load(path) as z:
+            values = [z[f"arr_{i}"] for i in range(len(z.files))]
+        opt.build(qmodel.trainable_variables)
+        if [v.shape for v in values] == [tuple(v.shape) for v in opt.variables]:
+            opt.set_weights(values)
+            return True
+    warnings.warn(f"{path.parent}: no matching optimizer state; the resumed QAT starts Adam afresh", stacklevel=2)
+    return False
+
+
 def _steps(job: _Job) -> int:
     steps = -(-len(job.train) // job.p["batch_size"])
     return min(steps, job.p["steps_per_epoch"]) if job.p["steps_per_epoch"] else steps
@@ -265,11 +300,17 @@ def _steps(job: _Job) -> int:
 
 def _fine_tune(job: _Job, qmodel, state: dict[str, Any]) -> None:
     """The epochs left: fit, score on val, keep the best, checkpoint (model, then state) each epoch."""
+    from edgecnn._tf import keras
+
     p, steps = job.p, _steps(job)
     weights = _class_weights(job.cfg, job.train.labels)
     for epoch in range(state["epoch"] + 1, p["epochs"] + 1):
         if state["wait"] >= p["patience"]:
             break
+        # Dropout draws from TensorFlow's global generator: seeded per epoch, with the step traced
+        # anew, a resumed epoch (and a rerun with the same --seed) trains exactly as the first did.
+        keras.utils.set_random_seed(p["seed"] * 1000 + epoch)
+        qmodel.train_function = None
         ds = _dataset(job.train, p["batch_size"], p["seed"], epoch, weights).take(steps)
         with EpochBar(f"QAT epoch {epoch}/{p['epochs']}", steps, job.progress) as bar:
             h = qmodel.fit(ds, epochs=1, verbose=0, callbacks=[bar.callback])
@@ -283,6 +324,7 @@ def _fine_tune(job: _Job, qmodel, state: dict[str, Any]) -> None:
             state["wait"] += 1
         state["epoch"] = epoch
         save_qat_model(qmodel, job.ckpt / "last.keras")
+        _save_optimizer(qmodel, job.ckpt / OPTIMIZER_FILE)
         write_json(job.ckpt / "state.json", state)
         _log(job.console, f"QAT epoch {epoch}/{p['epochs']}: loss {row['loss']:.4f}, val BAC {bac:.4f} "
                           f"(threshold {thr:.3f})")
@@ -292,7 +334,14 @@ def _best_model(job: _Job, qmodel):
     from edgecnn.quantize.scheme import load_qat_model
 
     best_path = job.run.qat_dir / "best.keras"
-    best = load_qat_model(best_path) if best_path.exists() else qmodel
+    if best_path.exists():
+        best = load_qat_model(best_path)
+    elif job.run.qat_ready():
+        # best.keras goes only once the results are written: this is a rerun (--resume) of a
+        # finished QAT, whose kept epoch is qat/model.keras, not the last epoch's weights.
+        best = load_qat_model(job.run.qat_model_path)
+    else:
+        best = qmodel
     job.p["bn_reestimate_batches"] = recompute_bn_statistics(
         best, job.train.images, batch_size=job.p["batch_size"], seed=job.p["seed"]) if job.p["bn"] == "reestimate" else 0
     return best
@@ -327,9 +376,14 @@ def _final_metrics(job: _Job, best, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _save_results(job: _Job, best, metrics: dict[str, Any], state: dict[str, Any]) -> None:
+    """model.keras, metrics.json, then model.json with the model's sha256: what marks the QAT
+    finished (RunFolder.qat_ready), so a kill in between never leaves a model that export takes
+    with another run's threshold. best.keras goes last: until then a --resume still has it."""
+    from edgecnn.fsutil import sha256_file
+
     run, qat_dir = job.run, job.run.qat_dir
     save_qat_model(best, run.qat_model_path)
-    (qat_dir / "best.keras").unlink(missing_ok=True)
+    write_json(qat_dir / "metrics.json", metrics)
     sym = job.p["activations"] == "symmetric"
     scheme = {"tool": "tensorflow-model-optimization", "scheme": "default 8-bit",
               "weights": "int8 symmetric, per output channel for conv (per tensor for dense)",
@@ -340,8 +394,9 @@ def _save_results(job: _Job, best, metrics: dict[str, Any], state: dict[str, Any
         "threshold": metrics["threshold"], "val_balanced_accuracy": metrics["val_bac_qat"],
         "epoch": state["best_epoch"], "class_names": list(CLASS_NAMES), "source_model": str(run.model_path.name),
         "quantization": scheme, "int8_tflite_ops": job.p["ops"], "float_ops": metrics["float_ops"],
+        "model_sha256": sha256_file(run.qat_model_path),
     })
-    write_json(qat_dir / "metrics.json", metrics)
+    (qat_dir / "best.keras").unlink(missing_ok=True)
     _log(job.console, f"QAT: val balanced accuracy {job.float_bac:.4f} (float) → {metrics['val_bac_qat']:.4f} "
                       f"(QAT, inference mode; training mode {metrics['val_bac_train_mode']:.4f}); "
                       f"saved {run.qat_model_path}")

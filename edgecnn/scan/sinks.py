@@ -5,13 +5,12 @@ window. Each is a ``edgecnn.scan.live.Sink``; a frame one cannot take is a count
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
 import numpy as np
 
-from edgecnn.fsutil import dumps_strict
+from edgecnn.fsutil import dumps_strict, temp_beside
 from edgecnn.scan.live import Scanned, Sink, SinkSkip
 from edgecnn.scan.sources import cv2_module
 
@@ -108,7 +107,8 @@ class VideoOut(Sink):
     """The annotated video: every rendered frame, at the source's rate (else 10 fps).
 
     Written under a temporary name and renamed on close, so the file at ``path`` is always a
-    finished video; it holds every good frame up to the last one. Its size is the first frame's;
+    finished video (a killed write leaves the old file, or none); it holds every good frame up to
+    the last one. Its size is the first frame's;
     a frame of another size is skipped (counted) rather than stretched.
     """
 
@@ -128,13 +128,9 @@ class VideoOut(Sink):
 
     def _open(self, w: int, h: int) -> None:
         cv2 = self._cv2
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)      # mkstemp makes it 0600; the video is an ordinary output file
-        self._tmp = Path(tmp)
+        # Hidden and named after this process: the next writer of the same video removes what a
+        # killed one left (fsutil.remove_orphaned_temps) instead of piling up partial copies.
+        self._tmp = temp_beside(self.path)
         fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
         self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
         if not self._writer.isOpened():

@@ -200,7 +200,10 @@ def _resolve_config(cfg: TrainConfig, run: RunFolder, resume: bool, epochs: int 
             _record_budget_change(run, saved, epochs, read_json(state_path)["epoch"])
             saved_cfg["epochs"] = epochs
         cfg = TrainConfig(**saved_cfg)
-    elif run.config_path.exists() and (run.model_path.exists() or state_path.exists()):
+    elif run.config_path.exists() and (state_path.exists() or run.metrics_path.exists()):
+        # A run to continue (a checkpoint) or a finished one. A folder killed in its first epoch
+        # (config.json, perhaps that epoch's model.keras, no checkpoint) has nothing to resume:
+        # the same command starts it over.
         raise RunError(f"{run.path} already holds a run; use --resume to continue it or choose another --out")
     cfg.validate()
     return cfg
@@ -374,6 +377,12 @@ class _EpochLoop:
         from edgecnn.train.strategy import shard_by_data
 
         cfg, p = self.cfg, self.parts
+        # Dropout and the dataset's seeded ops also draw on TensorFlow's global seed, which a
+        # resumed process has not advanced like the first one: set it per epoch, before the
+        # dataset, and trace the step anew (its random ops start from that seed), so epoch N
+        # trains the same whether the run was killed and resumed before it or not.
+        keras.utils.set_random_seed(cfg.seed * 1000 + epoch)
+        self.model.train_function = None
         # A per-epoch seed keeps shuffling and augmentation reproducible across a resume.
         ds = make_dataset(p.tr.images, p.tr.labels, batch_size=cfg.batch_size, training=True,
                           seed=cfg.seed * 1000 + epoch, augment=cfg.augment, jitter=cfg.color_jitter,

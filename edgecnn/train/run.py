@@ -110,13 +110,35 @@ class RunFolder:
             raise RunError(f"{self.path}: no trained model (model.keras).{hint}")
         return self.model_path
 
+    def qat_ready(self) -> bool:
+        """qat/model.keras is a finished `edgecnn quantize` result: qat/model.json, written after it,
+        records its sha256. A quantize killed in between leaves a model nothing describes (False);
+        a model.json without the field is an older edgecnn's, taken as it is."""
+        from edgecnn.fsutil import sha256_file
+
+        info = self.qat_dir / "model.json"
+        if not self.qat_model_path.exists() or not info.exists():
+            return False
+        try:
+            sha = read_json(info).get("model_sha256")
+        except (OSError, ValueError, AttributeError):
+            return False
+        return sha is None or sha == sha256_file(self.qat_model_path)
+
+    def require_qat_model(self) -> Path:
+        """qat/model.keras if ``qat_ready``, else a RunError saying which command makes it."""
+        if not self.qat_model_path.exists():
+            raise RunError(f"{self.path}: no QAT model; run `edgecnn quantize {self.path}` first")
+        if not self.qat_ready():
+            raise RunError(f"{self.qat_model_path} is not a finished QAT model (qat/model.json does not describe it: "
+                           f"`edgecnn quantize` was interrupted); finish it with `edgecnn quantize {self.path} --resume`")
+        return self.qat_model_path
+
     def load_model(self, qat: bool = False):
         """Load the float (or QAT) Keras model; a corrupt file gets an error that names it."""
         from edgecnn.models.precision import load_float32
 
-        path = self.qat_model_path if qat else self.require_model()
-        if qat and not path.exists():
-            raise RunError(f"{self.path}: no QAT model; run `edgecnn quantize {self.path}` first")
+        path = self.require_qat_model() if qat else self.require_model()
         try:
             if qat:
                 # Importing the scheme registers the custom QuantizeConfig of seed_order models.
