@@ -20,8 +20,10 @@ every sink. The loop's ceiling is 1000 / mean(slowest stage) frames per second.
 
 Running for days. Nothing in the loop grows with the number of frames: each stage keeps an exact
 count, mean, min and max and a uniform sample of at most ``stage_samples`` times for the
-percentiles (``StageTimes``), and a frame is gone once its sinks have it (measured in
-docs/reliability.md, "Soak").
+percentiles (``StageTimes``), and a frame is gone once its sinks have it. Every
+``trim_every_s`` (None or 0: never) the driver hands glibc's free heap pages back to the system (``malloc_trim``):
+frame-sized buffers freed on three threads otherwise leave per-thread arenas that grow in steps
+for the first thousands of frames (measured in docs/reliability.md, "Soak").
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from edgecnn.bench.latency import Latency
+from edgecnn.memtrim import trim_heap
 from edgecnn.scan.overlay import overlay_array
 from edgecnn.scan.scanner import Scanner, ScanResult
 from edgecnn.scan.sources import Frame, FrameSource
@@ -48,6 +51,7 @@ log = logging.getLogger("edgecnn.scan")
 POLICIES = ("newest", "all")
 STAGES = ("capture", "scan", "render")
 STAGE_SAMPLES = 10_000
+TRIM_EVERY_S = 5.0
 _END = object()
 
 
@@ -169,7 +173,8 @@ class LivePipeline:
     def __init__(self, source: FrameSource, scanner: Scanner, sinks: Iterable[Sink] = (), *,
                  policy: str | None = None, queue_size: int = 2, stride: int | None = None,
                  origin: tuple[int, int] = (0, 0), max_frames: int | None = None, legend: bool = True,
-                 on_frame: Callable[[Scanned, "LiveReport"], None] | None = None, stage_samples: int = STAGE_SAMPLES):
+                 on_frame: Callable[[Scanned, "LiveReport"], None] | None = None, stage_samples: int = STAGE_SAMPLES,
+                 trim_every_s: float | None = TRIM_EVERY_S):
         policy = policy or ("newest" if source.live else "all")
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}; got {policy!r}")
@@ -177,7 +182,7 @@ class LivePipeline:
             raise ValueError(f"queue_size must be >= 1; got {queue_size}")
         self.source, self.scanner, self.sinks = source, scanner, list(sinks)
         self.stride, self.origin, self.max_frames, self.legend = stride, origin, max_frames, legend
-        self.on_frame = on_frame
+        self.on_frame, self.trim_every_s = on_frame, trim_every_s
         self.report = LiveReport(policy=policy)
         self.report.stage_ms = {s: StageTimes(stage_samples) for s in STAGES}
         self._q_scan: queue.Queue = queue.Queue(queue_size)
@@ -297,6 +302,15 @@ class LivePipeline:
         return run
 
     # --- driver ---------------------------------------------------------------------------
+    def _wait(self, last: threading.Thread) -> None:
+        """Wait for the render thread, trimming the heap now and then (module doc: running for days)."""
+        next_trim = time.monotonic() + (self.trim_every_s or math.inf)
+        while last.is_alive():
+            last.join(0.2)
+            if time.monotonic() >= next_trim:
+                trim_heap()
+                next_trim = time.monotonic() + self.trim_every_s
+
     def run(self) -> LiveReport:
         """Run to the end of the source (or max_frames, stop(), Ctrl-C); returns the report."""
         threads = [threading.Thread(target=self._guard(fn), name=f"edgecnn-{name}", daemon=True)
@@ -305,8 +319,7 @@ class LivePipeline:
         for t in threads:
             t.start()
         try:
-            while threads[-1].is_alive():
-                threads[-1].join(0.2)
+            self._wait(threads[-1])
         except KeyboardInterrupt:
             self.report.stopped_by = "interrupt"
             self.stop()
