@@ -147,9 +147,11 @@ def test_train_loop_mirrored(worker_script, single_device, idc_data, tmp_path):
     r = _result(_start(worker_script, "full", tmp_path / "run", idc_data, {"EDGECNN_TEST_LOGICAL_CPUS": "2"},
                        strategy="mirrored"))
     assert r["device"]["replicas"] == 2, r
-    # BatchNorm normalises each replica's 16 patches instead of 32, and dropout draws differ:
-    # close to, not equal to, the one-device loss.
-    assert r["loss"] == pytest.approx(single_device["loss"], rel=0.25), (r, single_device)
+    # BatchNorm normalises each replica's 16 patches instead of 32, and dropout draws differ, so
+    # the losses cannot be equal: measured 12.4 % apart (multiworker 10.6 %) on 2 Zen 4 vCPUs,
+    # deterministic from run to run; 0.2 leaves room for another CPU's kernels, not for a
+    # loss summed over the replicas instead of averaged (2x).
+    assert r["loss"] == pytest.approx(single_device["loss"], rel=0.2), (r, single_device)
 
 
 def test_train_loop_multiworker(worker_script, single_device, idc_data, tmp_path):
@@ -161,7 +163,7 @@ def test_train_loop_multiworker(worker_script, single_device, idc_data, tmp_path
         assert r["device"]["replicas"] == 2, r
     # The workers all-reduce every step: they hold the same weights and report the same loss.
     assert results[0]["loss"] == pytest.approx(results[1]["loss"], rel=1e-3), results
-    assert results[0]["loss"] == pytest.approx(single_device["loss"], rel=0.25), (results, single_device)
+    assert results[0]["loss"] == pytest.approx(single_device["loss"], rel=0.2), (results, single_device)  # see mirrored
     assert (tmp_path / "worker0" / "model.keras").exists() and (tmp_path / "worker1" / "model.keras").exists()
 
 
