@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Rebuild a committed release model from scratch (docs/release.md):
 #   MODEL=basic_cnn (default) → exported/release/  (the device model: every format)
-#   MODEL=vgg13               → exported/vgg13/    (the seed's second network: int8 TFLite only, 32.5 MB, kept out of git)
+#   MODEL=vgg13               → exported/vgg13/    (the seed's second network: int8 TFLite only, 32.5 MB; ~3 h of
+#                                                    training on 2 cores, distilled from the Basic CNN release)
 #   MODEL=mobile_student_100  → exported/student/  (the small-device student, every format; ~15 min of training
 #                                                    on 2 cores, distilled from the Basic CNN release)
 # Needs the real data: EDGECNN_DATA=/path/to/idc:/path/to/idc-more (Kaggle layout; several sources
 # separated by ':' are read as one). Basic CNN ~4 h on 2 CPU cores (four teachers, then the
-# student); VGG13 ~1.8 h more (20 bf16 epochs, one QAT epoch), distilled from the same teachers.
+# student).
 # Both use the committed patient split (exported/release/split.json), so every release is scored
 # on the same test patients.
 # MODEL=vgg13 GPU_RUN=DIR: take the VGG13 from a `python -m edgecnn.torchtrain` folder instead of
@@ -28,13 +29,14 @@ case "$MODEL" in
     TRAIN=("${BASIC_TRAIN[@]}"); QAT=(); CARD=() ;;
   vgg13)
     # bfloat16 halves a VGG13 step where the CPU has AMX / AVX512-BF16 (docs/distributed.md): 20
-    # epochs at ~3.7 min each on 2 such cores; float32 elsewhere (~2x longer). The float model
-    # (130 MB) stays in the run.
+    # epochs at ~6 min each on 2 quiet Zen 4 cores; float32 elsewhere (~2x longer). The float model
+    # (130 MB) stays in the run. Like the student, it learns from the Basic CNN release.
     PRECISION=${PRECISION:-$(grep -qE 'amx_bf16|avx512_bf16' /proc/cpuinfo 2>/dev/null && echo bf16 || echo auto)}
     RUN=${RUN:-runs/release-vgg13}; OUT=${OUT:-exported/vgg13}
     TRAIN=(--input-size 50 --epochs 20 --lr 3e-4 --lr-schedule cosine --stain-jitter 0.05 --patience 10
            --mixed-precision "$PRECISION")
-    QAT=(--epochs 1); CARD=(--no-keras) ;;
+    QAT=(--epochs 1); CARD=(--no-keras)
+    TEACHER_SEEDS=""; TEACHERS=(--teacher exported/release/basic_cnn-fp32.keras) ;;
   mobile_student_*)
     # The Basic CNN release (itself distilled from the four teachers) teaches the student directly.
     RUN=${RUN:-runs/release-student}; OUT=${OUT:-exported/student}
