@@ -349,6 +349,18 @@ def test_zip_found_by_fuzzing(tmp_path, idc_data):
     assert "damaged zip member (UnicodeDecodeError" in ps.report["skipped"][0]["reason"]
 
 
+def _damaged_tag(tifffile, tmp_path: Path, tag: str, value: int) -> Path:
+    """The fuzzed TIFF with page 0's ``tag`` overwritten by ``value`` (4 bytes, in place)."""
+    path = tmp_path / "slide.tif"
+    path.write_bytes(_pyramid_tif())
+    with tifffile.TiffFile(path) as tif:
+        at = tif.pages[0].tags[tag].valueoffset
+    raw = bytearray(path.read_bytes())
+    raw[at:at + 4] = value.to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    return path
+
+
 def test_tiff_tile_size_that_aborted_openslide(tmp_path):
     """A case fuzzing found: page 0's TileLength damaged to 922,747,008 made OpenSlide allocate
     472 GB and GLib abort the whole process (SIGABRT, nothing to catch). check_tiles refuses the
@@ -359,13 +371,7 @@ def test_tiff_tile_size_that_aborted_openslide(tmp_path):
 
     tifffile = pytest.importorskip("tifffile")
     pytest.importorskip("openslide")
-    path = tmp_path / "slide.tif"
-    path.write_bytes(_pyramid_tif())
-    with tifffile.TiffFile(path) as tif:
-        at = tif.pages[0].tags["TileLength"].valueoffset
-    raw = bytearray(path.read_bytes())
-    raw[at:at + 4] = (922_747_008).to_bytes(4, "little")
-    path.write_bytes(bytes(raw))
+    path = _damaged_tag(tifffile, tmp_path, "TileLength", 922_747_008)
     code = ("import sys\nfrom edgecnn.scan.slide import SlideError, open_slide\n"
             "try:\n    r = open_slide(sys.argv[1], mpp=4.0)\n    [b for _, b in r.bands(100)]\n"
             "except SlideError as e:\n    print(e)\n")
@@ -383,12 +389,6 @@ def test_tiff_size_that_needs_millions_of_tiles(tmp_path):
     pytest.importorskip("openslide")
     from edgecnn.scan.slide import SlideError, TiffReader
 
-    path = tmp_path / "slide.tif"
-    path.write_bytes(_pyramid_tif())
-    with tifffile.TiffFile(path) as tif:
-        at = tif.pages[0].tags["ImageLength"].valueoffset
-    raw = bytearray(path.read_bytes())
-    raw[at:at + 4] = (3_053_453_612).to_bytes(4, "little")
-    path.write_bytes(bytes(raw))
+    path = _damaged_tag(tifffile, tmp_path, "ImageLength", 3_053_453_612)
     with pytest.raises(SlideError, match=r"slide\.tif: damaged TIFF: page 0 lists 12 tiles, .* needs 95,420,428"):
         TiffReader(path)

@@ -22,7 +22,7 @@ from typing import Any
 
 from edgecnn.export.errors import ExportError, ToolMissing
 from edgecnn.formats import FormatSpec, format_names, formats_for, get_format
-from edgecnn.fsutil import TEMP_PREFIX, exclusive
+from edgecnn.fsutil import TEMP_PREFIX, exclusive, pid_alive
 from edgecnn.manifest import manifest_path, write_manifest
 from edgecnn.progress import Bar
 from edgecnn.quantize.rundata import as_run
@@ -246,23 +246,13 @@ def remove_orphaned_stages(parent: Path, prefix: str) -> list[Path]:
             pid = int((d / STAGE_OWNER).read_text())
         except (OSError, ValueError):
             pid = None          # an older edgecnn's folder, or killed before writing its owner
-        if pid is not None and _alive(pid):
+        if pid is not None and pid_alive(pid):
             continue
         if pid is None and time.time() - d.stat().st_mtime < 60:
             continue            # may be a concurrent export that has not written its owner yet
         shutil.rmtree(d, ignore_errors=True)
         removed.append(d)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def publish(stage: Path, out_dir: Path) -> None:
