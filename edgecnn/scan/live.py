@@ -20,8 +20,8 @@ every sink. The loop's ceiling is 1000 / mean(slowest stage) frames per second.
 
 Running for days. Nothing in the loop grows with the number of frames: each stage keeps an exact
 count, mean, min and max and a uniform sample of at most ``stage_samples`` times for the
-percentiles (``StageTimes``), and a frame is gone once its sinks have it. Every
-``trim_every_s`` (None or 0: never) the driver hands glibc's free heap pages back to the system (``malloc_trim``):
+percentiles (``StageTimes``), and a frame is gone once its sinks have it. Every ``trim_every_s``
+(None or 0: never) the driver hands glibc's free heap pages back to the system (``malloc_trim``):
 frame-sized buffers freed on three threads otherwise leave per-thread arenas that grow in steps
 for the first thousands of frames (measured in docs/reliability.md, "Soak").
 """
