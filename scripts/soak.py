@@ -272,6 +272,9 @@ def run_video(work: Path, video: Path, frames: int, policy: str, a) -> dict:
                                      [f"{video.name}#{i}" for i in range(frames)])}
 
 
+STOP_GRACE_S = 60.0     # after Ctrl-C, the scan finishes the frames in flight and writes its summary
+
+
 def run_watch(work: Path, files: int, policy: str, a) -> dict:
     folder, out, jsonl = work / f"watch-{policy}", work / f"watch-{policy}-out", work / f"watch-{policy}.jsonl"
     fresh(folder, out, jsonl)
@@ -279,16 +282,23 @@ def run_watch(work: Path, files: int, policy: str, a) -> dict:
     stop_when = ["--max-frames", str(files)] if policy == "all" else []
     proc = subprocess.Popen(CLI + scan_args(a.model, a.threads, policy, out, jsonl)
                             + ["--watch", str(folder), "--settle", "0"] + stop_when,
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stop, dropped_names = threading.Event(), []
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_works)
+    stop, dropped_names, interrupted = threading.Event(), [], []
     dropper = threading.Thread(target=lambda: dropped_names.extend(drop_files(folder, files, a.rate, stop)))
     counter = LineCounter(jsonl)
 
     def interrupt_when_idle(sample: Sample) -> None:
         # Under "newest" nothing ends the run by count (drops do not count): Ctrl-C it once the
-        # last file dropped has been scanned, as a user would stop a camera.
-        if policy == "newest" and not dropper.is_alive() and dropped_names and _scanned(jsonl, dropped_names[-1]):
+        # last file dropped has been scanned, as a user would stop a camera; kill it (a problem
+        # reported below) if Ctrl-C does not end it.
+        if policy != "newest":
+            return
+        if not interrupted and not dropper.is_alive() and dropped_names and _scanned(jsonl, dropped_names[-1]):
             proc.send_signal(signal.SIGINT)
+            interrupted.append(time.monotonic())
+        elif interrupted and time.monotonic() - interrupted[0] > STOP_GRACE_S:
+            proc.kill()
 
     time.sleep(0.5)     # the folder is watched from the first poll: files dropped now are new arrivals
     dropper.start()
@@ -296,6 +306,9 @@ def run_watch(work: Path, files: int, policy: str, a) -> dict:
     stop.set()
     dropper.join()
     stderr = proc.stderr.read()
+    if proc.returncode == -signal.SIGKILL:
+        return {"kind": "watch", "policy": policy,
+                "problems": [f"still running {STOP_GRACE_S:.0f} s after Ctrl-C (SIGINT); killed: {stderr[-500:]}"]}
     if proc.returncode not in (0, -signal.SIGINT, 130):
         return {"kind": "watch", "policy": policy, "problems": [f"exit {proc.returncode}: {stderr[-500:]}"]}
     rows, summary = read_jsonl(jsonl)
@@ -305,6 +318,13 @@ def run_watch(work: Path, files: int, policy: str, a) -> dict:
             "failed": src["failed"], "dropped": src["dropped"], "fps": src["fps"], "elapsed_s": src["elapsed_s"],
             **mem, "problems": check(policy, len(dropped_names), rows, summary, mem, a.max_growth,
                                      dropped_names)}
+
+
+def _ctrl_c_works() -> None:
+    """In the scan's child process, before exec: SIGINT back to its default. A command started in
+    the background by a non-interactive shell (`cmd &`, as CI runners and nohup jobs do) inherits
+    SIGINT ignored, and Python then installs no KeyboardInterrupt handler: Ctrl-C would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _scanned(jsonl: Path, name: str) -> bool:
