@@ -158,6 +158,14 @@ def temporaries(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if is_temp(p)) if folder.exists() else []
 
 
+def clean_up(folder: Path) -> str | None:
+    """A trial's last check: no temporary left under ``folder`` (then removed), else what was left."""
+    if left := temporaries(folder):
+        return f"temporaries left: {left}"
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
 def broken_files(folder: Path) -> list[str]:
     """Files under ``folder`` with a finished name that do not read back whole: JSON that does not
     parse, a .keras / .h5 / .npz that is neither a whole zip nor a whole HDF5 file, an mp4 OpenCV
@@ -282,10 +290,7 @@ def train_kind(work: Path, data: Path) -> Callable[[int, random.Random], tuple]:
             return landed, f"history epochs {epochs}", info
         if diff := [k for k in ref if got[k] != ref[k]]:
             return landed, f"differs from the uninterrupted run: {diff}", info
-        if left := temporaries(out):
-            return landed, f"temporaries left: {left}", info
-        shutil.rmtree(out, ignore_errors=True)
-        return landed, None, info
+        return landed, clean_up(out), info
     return trial
 
 
@@ -304,9 +309,7 @@ def qat_ready(run: Path) -> bool:
     """Whether `export --precision int8` would take ``run``'s qat/model.keras as a finished QAT model."""
     from edgecnn.train.run import RunFolder
 
-    rf = RunFolder(run)
-    # (an edgecnn without RunFolder.qat_ready took any qat/model.keras)
-    return rf.qat_ready() if hasattr(rf, "qat_ready") else rf.qat_model_path.exists()
+    return RunFolder(run).qat_ready()
 
 
 def quantize_kind(work: Path, data: Path) -> Callable[[int, random.Random], tuple]:
@@ -340,10 +343,7 @@ def quantize_kind(work: Path, data: Path) -> Callable[[int, random.Random], tupl
             return landed, f"differs from the uninterrupted run: {diff}", info
         if not qat_ready(out):
             return landed, "the finished QAT model is not taken by export", info
-        if left := temporaries(out):
-            return landed, f"temporaries left: {left}", info
-        shutil.rmtree(out, ignore_errors=True)
-        return landed, None, info
+        return landed, clean_up(out), info
     return trial
 
 
@@ -439,10 +439,7 @@ def tune_kind(work: Path, data: Path) -> Callable[[int, random.Random], tuple]:
             return landed, f"profile after the rerun: {why}", info
         if _tune_shape(json.loads(path.read_text())) != ref:
             return landed, "the rerun measured something else than the reference", info
-        if left := temporaries(folder):
-            return landed, f"temporaries left: {left}", info
-        shutil.rmtree(folder, ignore_errors=True)
-        return landed, None, info
+        return landed, clean_up(folder), info
     return trial
 
 
@@ -511,10 +508,7 @@ def video_kind(work: Path, data: Path) -> Callable[[int, random.Random], tuple]:
             return landed, f"rerun's video differs from the reference ({len(frames)} frames)", info
         if lines != ref_lines:
             return landed, "rerun's JSON lines differ from the reference", info
-        if left := temporaries(folder):
-            return landed, f"temporaries left: {left}", info
-        shutil.rmtree(folder, ignore_errors=True)
-        return landed, None, info
+        return landed, clean_up(folder), info
     return trial
 
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -61,11 +62,8 @@ KILLED_WRITER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("had_old", [True, False], ids=["over-old-file", "new-file"])
-def test_a_writer_killed_midway_leaves_the_old_file_and_only_a_temporary(tmp_path, had_old):
-    target = tmp_path / "basic_cnn-int8-qat.tflite"
-    if had_old:
-        target.write_bytes(OLD)
+def _kill_a_writer(target: Path) -> tuple[subprocess.Popen, str]:
+    """SIGKILL a process midway through writing ``target``; (the process, its temporary's name)."""
     proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)], stdout=subprocess.PIPE, text=True)
     try:
         tmp_name = proc.stdout.readline().strip()
@@ -73,6 +71,15 @@ def test_a_writer_killed_midway_leaves_the_old_file_and_only_a_temporary(tmp_pat
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
+    return proc, tmp_name
+
+
+@pytest.mark.parametrize("had_old", [True, False], ids=["over-old-file", "new-file"])
+def test_a_writer_killed_midway_leaves_the_old_file_and_only_a_temporary(tmp_path, had_old):
+    target = tmp_path / "basic_cnn-int8-qat.tflite"
+    if had_old:
+        target.write_bytes(OLD)
+    proc, tmp_name = _kill_a_writer(target)
     assert proc.returncode == -signal.SIGKILL
     left = sorted(os.listdir(tmp_path))
     assert os.path.basename(tmp_name) in left                # SIGKILL runs no cleanup: the temporary stays
@@ -103,13 +110,7 @@ def test_the_next_write_removes_what_a_killed_writer_left(tmp_path):
     """A temporary names its writer's pid: the next write of the same target removes those whose
     writer is gone (killed), and leaves alone a running writer's and other targets'."""
     target = tmp_path / "model.keras"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)], stdout=subprocess.PIPE, text=True)
-    try:
-        orphan = proc.stdout.readline().strip()
-        assert orphan, "the writer did not start"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+    proc, orphan = _kill_a_writer(target)
     running = tmp_path / f".model.{os.getppid()}-abcd1234.keras"     # our parent runs: a live writer
     other = tmp_path / f".model.{proc.pid}-abcd1234.json"              # model.json's, not model.keras's
     for p in (running, other):

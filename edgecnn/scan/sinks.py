@@ -108,8 +108,8 @@ class VideoOut(Sink):
 
     Written under a temporary name and renamed on close, so the file at ``path`` is always a
     finished video (a killed write leaves the old file, or none); it holds every good frame up to
-    the last one. Its size is the first frame's;
-    a frame of another size is skipped (counted) rather than stretched.
+    the last one. Its size is the first frame's; a frame of another size is skipped (counted)
+    rather than stretched.
     """
 
     name = "video"
