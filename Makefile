@@ -3,6 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
 DEMO_OUT ?= demo-out
+# Test processes (pytest-xdist): the machine's cores, at most 4 (each peaks near 6 GB). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: setup setup-all demo test test-all fuzz bench release clean
 
@@ -37,7 +39,7 @@ test-all: setup-all
 	@$(MAKE) --no-print-directory _pytest
 
 _pytest:
-	@set +e; $(PY) -m pytest tests -q -rs -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	@set +e; $(PY) -m pytest tests -q -rs -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 ## fuzz: the readers' fuzz tests with 10,000 mutated inputs each (not in CI; docs/reliability.md). Address space

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared import session_root
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -21,11 +23,25 @@ pytest_plugins = [
 ]
 
 
+# `make test` hands whole files to its xdist workers (--dist loadfile) in collection order: the
+# longest files go first so that no worker is left running one of them alone at the end.
+LONGEST_FIRST = ("test_demo.py", "test_quantize_qat.py", "test_bench_run.py", "test_distribute.py",
+                 "test_train.py", "test_export_artifacts.py", "test_logs.py", "test_trt_onnx.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Caches go to a per-session folder: tests must not depend on (or pollute) ~/.cache."""
     if "EDGECNN_CACHE" not in os.environ or os.environ.get("EDGECNN_TEST_KEEP_CACHE") != "1":
-        os.environ["EDGECNN_CACHE"] = str(tmp_path_factory.mktemp("edgecnn-cache"))
+        # One cache for every xdist worker: its entries are built under a lock and published atomically.
+        cache = session_root(tmp_path_factory) / "edgecnn-cache"
+        cache.mkdir(exist_ok=True)
+        os.environ["EDGECNN_CACHE"] = str(cache)
     yield
 
 

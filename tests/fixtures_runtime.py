@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.shared import built_once
+
 RT_N_EVAL = 256          # real patches of the tiny run's test patients, for comparisons
 EXPORT_LIMIT = 200       # patches per split part for the export's own artifact check
 
@@ -26,20 +28,22 @@ def rt_artifacts(tmp_path_factory, tiny_run, rt_patches) -> dict:
     """Artifacts of the shared tiny run made by the real exporter (edgecnn.export), plus the Keras
     model's probabilities on ``eval_x``: what the runtime, bench and scan tests load."""
     from edgecnn.export import export_run
+    from edgecnn.fsutil import read_json, write_json
     from edgecnn.train.fit import predict_probs
 
-    out = tmp_path_factory.mktemp("rt_artifacts")
+    kinds = {"tflite_fp32": ("tflite", "fp32", "float", "."), "tflite_int8": ("tflite", "int8-ptq", "int8", "."),
+             "tflite_int8_fio": ("tflite", "int8-ptq", "float", "float_io"), "onnx_fp32": ("onnx", "fp32", "float", "."),
+             "onnx_int8": ("onnx", "int8-ptq", "float", "."), "ov_fp32": ("openvino", "fp32", "float", ".")}
 
-    def one(fmt: str, precision: str, io: str = "float", dest: Path = out) -> Path:
-        (m,) = export_run(tiny_run, fmt, precision, out=dest, io=io, progress=False, limit=EXPORT_LIMIT)
-        return dest / m["file"]
+    def build(out: Path) -> None:
+        made = {}
+        for key, (fmt, precision, io, sub) in kinds.items():
+            (m,) = export_run(tiny_run, fmt, precision, out=out / sub, io=io, progress=False, limit=EXPORT_LIMIT)
+            made[key] = str(Path(sub) / m["file"])
+        write_json(out / "made.json", made)
 
+    out = built_once(tmp_path_factory, "rt_artifacts", build)
     paths: dict = {"dir": out, "keras": tiny_run.model_path, "threshold": tiny_run.threshold}
     paths["keras_probs"] = predict_probs(tiny_run.load_model(), rt_patches["eval_x"])
-    paths["tflite_fp32"] = one("tflite", "fp32")
-    paths["tflite_int8"] = one("tflite", "int8-ptq", io="int8")
-    paths["tflite_int8_fio"] = one("tflite", "int8-ptq", dest=out / "float_io")
-    paths["onnx_fp32"] = one("onnx", "fp32")
-    paths["onnx_int8"] = one("onnx", "int8-ptq")
-    paths["ov_fp32"] = one("openvino", "fp32")
+    paths.update({key: out / rel for key, rel in read_json(out / "made.json").items()})
     return paths

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared import built_once
+
 TINY = dict(model="basic_cnn", epochs=3, batch_size=32, steps_per_epoch=12, max_patients=40, seed=0, patience=5)
 
 
@@ -14,9 +16,12 @@ TINY = dict(model="basic_cnn", epochs=3, batch_size=32, steps_per_epoch=12, max_
 def tiny_run(idc_data, tmp_path_factory):
     """A basic_cnn trained for 3×12 steps on 40 real patients (≈20 s on 2 cores)."""
     from edgecnn.train.fit import TrainConfig, train
+    from edgecnn.train.run import RunFolder
 
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    return train(TrainConfig(out=str(out), data=str(idc_data), **TINY), progress=False)
+    def build(folder: Path) -> None:
+        train(TrainConfig(out=str(folder / "tiny"), data=str(idc_data), **TINY), progress=False)
+
+    return RunFolder(built_once(tmp_path_factory, "runs", build) / "tiny")
 
 
 def model_card_text(run, out: Path) -> str:
