@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from tests.shared import built_once
+
 # limit: above the tiny run's validation size (~230 patches), so QAT picks its threshold on the
 # same patches as the float model did; on a 200-patch draw of them it swung from 0.72 to 0.49 and
 # the int8-qat artifact's label agreement with the float model fell below the export tests' 0.9.
@@ -30,3 +32,17 @@ def qat_run(export_run):
 
     metrics = quantize_run(export_run, **QAT_QUICK)
     return export_run, metrics
+
+
+@pytest.fixture(scope="session")
+def sym_qat_run(tiny_run, tmp_path_factory):
+    """A copy of `tiny_run` after QAT with symmetric activation ranges (TensorRT's INT8), shared by
+    the quantize and TensorRT tests: copy it before changing it."""
+    from edgecnn.quantize import quantize_run
+    from edgecnn.train.run import RunFolder
+
+    def build(folder) -> None:
+        run = RunFolder(shutil.copytree(tiny_run.path, folder / "run", ignore=shutil.ignore_patterns("ckpt", "plots")))
+        quantize_run(run, activations="symmetric", **QAT_QUICK)
+
+    return RunFolder(built_once(tmp_path_factory, "sym-qat", build) / "run")

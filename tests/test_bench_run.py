@@ -212,12 +212,13 @@ def test_cli_bad_input_exits_2(tmp_path):
 
 def test_release_bench_at_100_columns_shows_every_row_and_passes(idc_data):
     """The issue's check: `COLUMNS=100 edgecnn bench exported/release --data … --split …` exits 0 and shows
-    BAC and p50 on every row (whatever release model is committed)."""
+    BAC and p50 on every row (whatever release model is committed). 1,000 of the 3,039 test patches:
+    the layout is what is checked, and the int8-trt row's accuracy pass on ORT is slow."""
     release = REPO / "exported" / "release"
     if not any(release.glob("*.tflite")) and not any(release.glob("*.onnx")):
         pytest.skip(f"no release model in {release}")
     args = [str(release), "--data", str(idc_data), "--split", str(release / "split.json"), "--threads", "1",
-            "--rounds", "2", "--runs", "40", "--warmup", "5", "--batch-sizes", "1,16", "--budget", "4"]
+            "--rounds", "2", "--runs", "40", "--warmup", "5", "--batch-sizes", "1,16", "--budget", "4", "--limit", "1000"]
     r = CliRunner().invoke(_app(), args, env={"COLUMNS": "100"})
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()

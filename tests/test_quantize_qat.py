@@ -53,17 +53,17 @@ def test_qat_resume_continues_from_checkpoint(qat_run, tmp_path):
     assert read_json(run.qat_dir / "ckpt" / "state.json")["epoch"] == 2
 
 
-def test_symmetric_qat_keeps_symmetric_ranges_through_save_and_resume(export_run, tmp_path):
+def test_symmetric_qat_keeps_symmetric_ranges_through_save_and_resume(sym_qat_run, tmp_path):
     """--activations symmetric: every activation range is [-128 s, 127 s] (TensorRT's INT8), in the
     saved model too, and a resume with the other scheme is refused."""
     import shutil
 
+    from edgecnn.fsutil import read_json
     from edgecnn.quantize import load_qat_model, quantize_run
     from edgecnn.train.run import RunError, RunFolder
 
-    run = RunFolder(shutil.copytree(export_run.path, tmp_path / "sym", ignore=shutil.ignore_patterns("qat")))
-    m = quantize_run(run, epochs=1, steps_per_epoch=2, limit=200, batch_size=32, progress=False, activations="symmetric")
-    assert m["activations"] == "symmetric"
+    run = RunFolder(shutil.copytree(sym_qat_run.path, tmp_path / "sym"))
+    assert read_json(run.qat_dir / "metrics.json")["activations"] == "symmetric"
     model = load_qat_model(run.qat_model_path)
     ranges = {w.name: float(w.numpy()) for w in model.weights if w.name.endswith(("_min:0", "_max:0"))
               and w.shape.rank == 0 and "kernel" not in w.name}
@@ -155,41 +155,27 @@ def test_only_a_qat_model_its_model_json_describes_is_finished(tmp_path):
     assert run.qat_ready()
 
 
-def test_qat_is_reproducible_and_a_rerun_of_a_finished_one_keeps_its_best_epoch(qat_run, tmp_path):
-    """The same --seed gives the same QAT weights (dropout seeded per epoch), and `quantize --resume`
-    after the results were written keeps the kept epoch's model, not the last checkpoint's (it took
-    ckpt/last.keras once best.keras was gone)."""
+@pytest.fixture(scope="module")
+def qat_two_epochs(export_run, tmp_path_factory):
+    """QAT of the tiny run for two epochs in one go (QAT_QUICK otherwise): the uninterrupted run."""
     import shutil
 
-    from edgecnn.fsutil import read_json
-    from edgecnn.quantize import load_qat_model, quantize_run
-    from edgecnn.quantize.qat import save_qat_model
+    from edgecnn.quantize import quantize_run
     from edgecnn.train.run import RunFolder
     from tests.fixtures_export import QAT_QUICK
 
-    src, _ = qat_run
-    run = RunFolder(shutil.copytree(src.path, tmp_path / "again", ignore=shutil.ignore_patterns("qat")))
-    quantize_run(run, **QAT_QUICK)
-
-    def weights(r):
-        return load_qat_model(r.qat_model_path).get_weights()
-    kept = weights(src)
-    for a, b in zip(weights(run), kept):
-        np.testing.assert_array_equal(a, b)
-    assert not (run.qat_dir / "best.keras").exists() and run.qat_ready()
-    last = run.qat_dir / "ckpt" / "last.keras"                          # make the last epoch tell apart
-    other = load_qat_model(last)
-    other.set_weights([w * 0.5 for w in other.get_weights()])
-    save_qat_model(other, last)
-    m = quantize_run(run, resume=True, **QAT_QUICK)
-    for a, b in zip(weights(run), kept):
-        np.testing.assert_array_equal(a, b)
-    assert run.qat_ready() and m["best_epoch"] == read_json(run.qat_dir / "model.json")["epoch"]
+    whole = RunFolder(shutil.copytree(export_run.path, tmp_path_factory.mktemp("qat2") / "whole",
+                                      ignore=shutil.ignore_patterns("qat")))
+    quantize_run(whole, **{**QAT_QUICK, "epochs": 2, "patience": 5})
+    return whole
 
 
-def test_a_resumed_qat_continues_the_optimizer_and_trains_like_an_uninterrupted_one(qat_run, export_run, tmp_path):
-    """The HDF5 checkpoint has no optimizer: without ckpt/optimizer.npz a resumed epoch started Adam
-    afresh, and its loss and weights differed from the uninterrupted run's (kill_trials, quantize)."""
+def test_a_resumed_qat_is_reproducible_continues_the_optimizer_and_trains_like_an_uninterrupted_one(
+        qat_run, qat_two_epochs, tmp_path):
+    """The same --seed gives the same QAT weights (dropout seeded per epoch), and the HDF5 checkpoint
+    has no optimizer: without ckpt/optimizer.npz a resumed epoch started Adam afresh, and its loss and
+    weights differed from the uninterrupted run's (kill_trials, quantize). So `qat_run` (1 epoch)
+    resumed to 2 must equal the 2-epoch run epoch for epoch, and in its last weights."""
     import shutil
 
     from edgecnn.fsutil import read_json
@@ -201,9 +187,35 @@ def test_a_resumed_qat_continues_the_optimizer_and_trains_like_an_uninterrupted_
     assert (src.qat_dir / "ckpt" / "optimizer.npz").exists()
     resumed = RunFolder(shutil.copytree(src.path, tmp_path / "resumed"))
     quantize_run(resumed, **{**QAT_QUICK, "epochs": 2, "patience": 5}, resume=True)
-    whole = RunFolder(shutil.copytree(export_run.path, tmp_path / "whole", ignore=shutil.ignore_patterns("qat")))
-    quantize_run(whole, **{**QAT_QUICK, "epochs": 2, "patience": 5})
-    history = [read_json(r.qat_dir / "ckpt" / "state.json")["history"] for r in (resumed, whole)]
+    history = [read_json(r.qat_dir / "ckpt" / "state.json")["history"] for r in (resumed, qat_two_epochs)]
     assert [h["epoch"] for h in history[0]] == [0, 1, 2] and history[0] == history[1]
-    for a, b in zip(*(load_qat_model(r.qat_dir / "ckpt" / "last.keras").get_weights() for r in (resumed, whole))):
+    for a, b in zip(*(load_qat_model(r.qat_dir / "ckpt" / "last.keras").get_weights()
+                      for r in (resumed, qat_two_epochs))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_rerun_of_a_finished_qat_keeps_its_best_epoch(qat_two_epochs, tmp_path):
+    """`quantize --resume` after the results were written keeps the kept epoch's model, not the last
+    checkpoint's (it took ckpt/last.keras once best.keras was gone)."""
+    import shutil
+
+    from edgecnn.fsutil import read_json
+    from edgecnn.quantize import load_qat_model, quantize_run
+    from edgecnn.quantize.qat import save_qat_model
+    from edgecnn.train.run import RunFolder
+    from tests.fixtures_export import QAT_QUICK
+
+    run = RunFolder(shutil.copytree(qat_two_epochs.path, tmp_path / "again"))
+
+    def weights(r):
+        return load_qat_model(r.qat_model_path).get_weights()
+    kept = weights(run)
+    assert not (run.qat_dir / "best.keras").exists() and run.qat_ready()
+    last = run.qat_dir / "ckpt" / "last.keras"                          # make the last epoch tell apart
+    other = load_qat_model(last)
+    other.set_weights([w * 0.5 for w in other.get_weights()])
+    save_qat_model(other, last)
+    m = quantize_run(run, resume=True, **{**QAT_QUICK, "epochs": 2, "patience": 5})
+    for a, b in zip(weights(run), kept):
+        np.testing.assert_array_equal(a, b)
+    assert run.qat_ready() and m["best_epoch"] == read_json(run.qat_dir / "model.json")["epoch"]

@@ -6,13 +6,10 @@ is rejected by the checker."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.fixtures_export import QAT_QUICK
 
 pytestmark = pytest.mark.slow
 QUICK = dict(limit=200, progress=False)
@@ -80,17 +77,11 @@ def ptq_trt(tiny_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sym_qat_trt(export_run, tmp_path_factory):
-    """A copy of the tiny run fine-tuned with symmetric activation ranges, exported both ways."""
-    from edgecnn.quantize import quantize_run
-    from edgecnn.train.run import RunFolder
-
-    run = RunFolder(shutil.copytree(export_run.path, tmp_path_factory.mktemp("sym") / "run",
-                                    ignore=shutil.ignore_patterns("qat")))
-    quantize_run(run, activations="symmetric", **QAT_QUICK)
+def sym_qat_trt(sym_qat_run, tmp_path_factory):
+    """The tiny run fine-tuned with symmetric activation ranges, exported both ways."""
     out = tmp_path_factory.mktemp("trt-qat")
-    m, trt = _export(run, "int8-trt", out)
-    _, uint8 = _export(run, "int8-qat", out)
+    m, trt = _export(sym_qat_run, "int8-trt", out)
+    _, uint8 = _export(sym_qat_run, "int8-qat", out)
     return m, trt, uint8
 
 
