@@ -23,10 +23,14 @@ pytest_plugins = [
 ]
 
 
-# `make test` hands whole files to its xdist workers (--dist loadfile) in collection order: the
-# longest files go first so that no worker is left running one of them alone at the end.
-LONGEST_FIRST = ("test_demo.py", "test_quantize_qat.py", "test_bench_run.py", "test_distribute.py",
-                 "test_train.py", "test_export_artifacts.py", "test_logs.py", "test_trt_onnx.py")
+# `make test` hands whole files to its xdist workers (--dist loadfile) in collection order. The
+# files that take longest (measured on 2 cores) go first, longest to shortest, so the short ones
+# fill the end and no worker is left running a long file alone.
+LONGEST_FIRST = ("test_quantize_qat.py", "test_train.py", "test_distribute.py", "test_demo.py", "test_bench_run.py",
+                 "test_export_artifacts.py", "test_runtime_load.py", "test_logs.py", "test_trt_onnx.py",
+                 "test_models.py", "test_context.py", "test_edge_install.py", "test_distill.py",
+                 "test_data_sources.py", "test_two_processes.py", "test_shipped_vgg13.py", "test_export_errors.py",
+                 "test_slide_cli.py", "test_soak.py", "test_warmstart.py")
 
 
 def pytest_collection_modifyitems(config, items):

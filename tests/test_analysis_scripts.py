@@ -124,3 +124,26 @@ def test_error_overlap_of_two_real_models(eo, tiny_run, idc_data, idc_patches, t
         assert (tmp_path / name).exists() == (n > 0)
     with pytest.raises(SystemExit):
         eo.main([str(release), "--data", str(idc_data), "--split", str(split)])   # one model: nothing to compare
+
+
+def test_context_ceiling_probe_features_on_a_hand_made_grid():
+    """ring_extremes: each ring's largest and smallest present neighbour logit, own logit where the
+    ring holds none; and the linear stage's cross-validation finds a signal the labels carry."""
+    cp = _script("context_ceiling_probe")
+    z = np.array([[0.0, 1.0, 5.0],
+                  [2.0, 3.0, -4.0],
+                  [9.0, 7.0, 8.0]])
+    present = np.ones_like(z, dtype=bool)
+    present[2, 0] = False                                  # the 9 is background
+    ext = cp.ring_extremes(z, present, 2)                  # (hi ring 1, hi ring 2, lo ring 1, lo ring 2)
+    assert ext.shape == (4, 3, 3)
+    assert ext[0, 1, 1] == 8.0 and ext[2, 1, 1] == -4.0    # the centre's 7 present neighbours
+    assert ext[0, 0, 0] == 3.0 and ext[2, 0, 0] == 1.0     # the corner's ring 1: 1, 2, 3
+    assert ext[1, 0, 0] == 8.0 and ext[3, 0, 0] == -4.0    # its ring 2: 5, -4, 7, 8 (not the absent 9)
+    assert ext[1, 1, 1] == ext[3, 1, 1] == 3.0             # a 3×3 grid has no ring 2 around its centre
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    x = np.c_[y + rng.normal(0, 0.5, 400), rng.normal(size=400)]
+    fold = np.arange(400) % 4
+    assert cp.cross_validated_auc(cp.linear, x, y, fold) > 0.9
+    assert cp.cross_validated_auc(cp.linear, x[:, 1:], y, fold) < 0.65
