@@ -30,29 +30,6 @@ def test_qat_run_writes_model_metrics_and_pure_int8(qat_run):
     assert np.allclose(predict(model, x), predict(run.load_model(qat=True), x), atol=1e-6)
 
 
-def test_qat_resume_continues_from_checkpoint(qat_run, tmp_path):
-    """An interrupted QAT (state after epoch 1) resumed with --epochs 2 trains epoch 2 only, on top of
-    the checkpoint: epoch 0 and 1 rows stay as they were, a new epoch 2 row with a real loss follows."""
-    import shutil
-
-    from edgecnn.fsutil import read_json
-    from edgecnn.quantize import quantize_run
-    from edgecnn.train.run import RunFolder
-
-    src, _ = qat_run
-    run = RunFolder(shutil.copytree(src.path, tmp_path / src.path.name))
-    before = read_json(run.qat_dir / "ckpt" / "state.json")
-    assert before["epoch"] == 1 and [h["epoch"] for h in before["history"]] == [0, 1]
-    last = run.qat_dir / "ckpt" / "last.keras"
-    mtime = last.stat().st_mtime_ns
-    m = quantize_run(run, epochs=2, patience=5, resume=True, steps_per_epoch=2, limit=200, batch_size=32,
-                     progress=False)
-    assert m["epochs_run"] == 2 and [h["epoch"] for h in m["history"]] == [0, 1, 2]
-    assert m["history"][:2] == before["history"]
-    assert m["history"][2]["loss"] > 0 and last.stat().st_mtime_ns > mtime
-    assert read_json(run.qat_dir / "ckpt" / "state.json")["epoch"] == 2
-
-
 def test_symmetric_qat_keeps_symmetric_ranges_through_save_and_resume(sym_qat_run, tmp_path):
     """--activations symmetric: every activation range is [-128 s, 127 s] (TensorRT's INT8), in the
     saved model too, and a resume with the other scheme is refused."""
@@ -172,10 +149,11 @@ def qat_two_epochs(export_run, tmp_path_factory):
 
 def test_a_resumed_qat_is_reproducible_continues_the_optimizer_and_trains_like_an_uninterrupted_one(
         qat_run, qat_two_epochs, tmp_path):
-    """The same --seed gives the same QAT weights (dropout seeded per epoch), and the HDF5 checkpoint
-    has no optimizer: without ckpt/optimizer.npz a resumed epoch started Adam afresh, and its loss and
-    weights differed from the uninterrupted run's (kill_trials, quantize). So `qat_run` (1 epoch)
-    resumed to 2 must equal the 2-epoch run epoch for epoch, and in its last weights."""
+    """An interrupted QAT (state after epoch 1) resumed with --epochs 2 trains epoch 2 only, on top of
+    the checkpoint. The same --seed gives the same QAT weights (dropout seeded per epoch), and the
+    HDF5 checkpoint has no optimizer: without ckpt/optimizer.npz a resumed epoch started Adam afresh,
+    and its loss and weights differed from the uninterrupted run's (kill_trials, quantize). So
+    `qat_run` (1 epoch) resumed to 2 must equal the 2-epoch run epoch for epoch, and in its last weights."""
     import shutil
 
     from edgecnn.fsutil import read_json
@@ -186,7 +164,14 @@ def test_a_resumed_qat_is_reproducible_continues_the_optimizer_and_trains_like_a
     src, _ = qat_run                                         # QAT_QUICK: stopped after epoch 1
     assert (src.qat_dir / "ckpt" / "optimizer.npz").exists()
     resumed = RunFolder(shutil.copytree(src.path, tmp_path / "resumed"))
-    quantize_run(resumed, **{**QAT_QUICK, "epochs": 2, "patience": 5}, resume=True)
+    before = read_json(resumed.qat_dir / "ckpt" / "state.json")
+    assert before["epoch"] == 1 and [h["epoch"] for h in before["history"]] == [0, 1]
+    last = resumed.qat_dir / "ckpt" / "last.keras"
+    mtime = last.stat().st_mtime_ns
+    m = quantize_run(resumed, **{**QAT_QUICK, "epochs": 2, "patience": 5}, resume=True)
+    assert m["epochs_run"] == 2 and m["history"][:2] == before["history"]
+    assert m["history"][2]["loss"] > 0 and last.stat().st_mtime_ns > mtime
+    assert read_json(resumed.qat_dir / "ckpt" / "state.json")["epoch"] == 2
     history = [read_json(r.qat_dir / "ckpt" / "state.json")["history"] for r in (resumed, qat_two_epochs)]
     assert [h["epoch"] for h in history[0]] == [0, 1, 2] and history[0] == history[1]
     for a, b in zip(*(load_qat_model(r.qat_dir / "ckpt" / "last.keras").get_weights()
