@@ -14,7 +14,8 @@ TINY = dict(model="basic_cnn", epochs=3, batch_size=32, steps_per_epoch=12, max_
 
 @pytest.fixture(scope="session")
 def tiny_run(idc_data, tmp_path_factory):
-    """A basic_cnn trained for 3×12 steps on 40 real patients (≈20 s on 2 cores)."""
+    """A basic_cnn trained for 3×12 steps on 40 real patients (≈20 s on 2 cores), once for all xdist
+    workers: read it, or copy it first (`export_run`) to change it."""
     from edgecnn.train.fit import TrainConfig, train
     from edgecnn.train.run import RunFolder
 
