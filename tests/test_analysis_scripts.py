@@ -1,5 +1,6 @@
-"""The analysis scripts on real patches: learning_curve.py (subset splits, the half-patches folder, the
-summary) and error_overlap.py (do models share their mistakes?)."""
+"""The analysis scripts: learning_curve.py (subset splits, the half-patches folder, the
+summary), error_overlap.py (do models share their mistakes?) and the context probes (ceiling,
+joint training, grid density)."""
 
 from __future__ import annotations
 
@@ -147,3 +148,49 @@ def test_context_ceiling_probe_features_on_a_hand_made_grid():
     fold = np.arange(400) % 4
     assert cp.cross_validated_auc(cp.linear, x, y, fold) > 0.9
     assert cp.cross_validated_auc(cp.linear, x[:, 1:], y, fold) < 0.65
+
+
+def test_context_joint_probe_trains_the_shipped_stage_family():
+    """The probe's TensorFlow ring stage computes what the shipped numpy stage computes, and two
+    patients batched side by side do not see each other's tiles."""
+    from types import SimpleNamespace
+
+    from edgecnn.context.stage import RingLogistic, sigmoid
+
+    jp = _script("context_joint_probe")
+    rng = np.random.default_rng(0)
+    coef = rng.normal(0, 0.5, 2 * jp.RADIUS + 1).tolist()
+    stage = RingLogistic(size=jp.RADIUS, coef=coef, bias=0.3, presence=True)
+    jm = jp.JointModel(stage, feature_channels=4)          # feature head starts at zero: the stage alone
+    rows, cols = np.nonzero(rng.random((9, 14)) < 0.4)
+    z = rng.normal(0, 2, len(rows))
+    grid = np.full((9, 14), np.nan)
+    grid[rows, cols] = sigmoid(z)
+    want = stage.field_probs(grid)[rows, cols]
+    rc = np.stack([rows, cols], 1).astype(np.int32)
+    f = rng.random((len(z), 512)).astype(np.float32)
+    got = sigmoid(jm.field_logits(z.astype(np.float32), rc, f).numpy())
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+    part = SimpleNamespace(patients=np.array(["a"] * len(z) + ["b"] * len(z)), xs=np.r_[cols, cols] * 50,
+                           ys=np.r_[rows, rows] * 50)
+    (idx, batch_rc), = jp.batches(jp.Grids(part), np.random.default_rng(1), per_step=2)
+    both = sigmoid(jm.field_logits(np.r_[z, z][idx].astype(np.float32), batch_rc).numpy())
+    alone = np.r_[want, want][idx]
+    np.testing.assert_allclose(both, alone, atol=1e-5)
+
+
+def test_context_density_check_on_real_validation_patches(idc_data, capsys):
+    """The shipped stage on the release's validation patients of idc/, whole and thinned: the best
+    threshold can only match or beat the shipped one, and thinning removes neighbours."""
+    dc = _script("context_density_check")
+    release = Path(__file__).parents[1] / "exported/release"
+    rows = dc.main([str(release / "basic_cnn-int8-qat.tflite"), "--data", str(idc_data),
+                    "--split", str(release / "split.json"), "--keep", "1.0", "0.3", "--draws", "1"])
+    assert [r["kept"] for r in rows] == [1.0, 0.3]
+    for r in rows:
+        assert 0.5 < r["bac_at_shipped_threshold"] <= r["best_bac"] + 1e-9 and 0.5 < r["field_auc"] <= 1.0
+    assert json.loads(capsys.readouterr().out)["rows"] == rows
+    with pytest.raises(SystemExit, match="no context stage"):
+        dc.main([str(release / "basic_cnn-int8-vela.tflite"),                 # an NPU file: no stage
+                 "--data", str(idc_data), "--split", str(release / "split.json")])
