@@ -40,7 +40,7 @@ from edgecnn.train.evaluate import select_part
 
 FEATURE_RADIUS = 3
 RADIUS, STEP, MAX_TILES, ZCLIP = 6, 50, 512, 9.21   # ZCLIP = logit(1 - 1e-4), the stage's own clip
-RELEASE = Path("exported/release")
+RELEASE = Path(__file__).resolve().parents[1] / "exported/release"   # the shipped model and its stage
 
 
 def ring_kernel(radius: int) -> tf.Tensor:
