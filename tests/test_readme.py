@@ -1,5 +1,5 @@
 """The README is a newcomer's landing page: short, free of work-log references, and every
-`edgecnn …` command it shows exists with the flags it shows (checked against `--help`, no data).
+`edgecnn …` command it and the docs show exists with the flags shown (checked against `--help`, no data).
 """
 
 from __future__ import annotations
@@ -41,43 +41,31 @@ def test_no_worklog_references(doc):
     assert not hits, "work-log references:\n" + "\n".join(hits)
 
 
-def _code_blocks(text: str):
-    """Bodies of the fenced blocks that hold shell: ```bash, ```sh, ```console, ```shell or a bare ```."""
-    blocks, body, lang = [], None, None
-    for line in text.splitlines():
-        fence = re.match(r"^\s*```\s*([\w-]*)\s*$", line)
-        if fence and body is None:
-            body, lang = [], fence.group(1).lower()
-        elif fence:
-            if lang in ("", "bash", "sh", "shell", "console"):
-                blocks.append(body)
-            body, lang = None, None
-        elif body is not None:
-            body.append(line)
-    return blocks
-
-
-def _edgecnn_lines():
-    out = []
-    for block in _code_blocks(README.read_text(encoding="utf-8")):
-        joined, pending = [], ""
-        for line in block:                      # join shell continuations
-            if line.rstrip().endswith("\\"):
-                pending += line.rstrip()[:-1] + " "
-                continue
-            joined.append(pending + line)
+def _edgecnn_lines(text: str) -> list[str]:
+    """The `edgecnn …` commands of a page's code: fenced blocks and 4-space-indented ones, shell
+    continuations joined, a leading `$ ` and a trailing `  # comment` dropped."""
+    out, pending, fenced = [], "", False
+    for raw in text.splitlines():
+        if re.match(r"^\s*```", raw):
+            fenced, pending = not fenced, ""
+            continue
+        if not (fenced or raw.startswith("    ")):
             pending = ""
-        for line in joined:
-            line = line.strip()
-            if line.startswith("$ "):
-                line = line[2:]
-            if not line.startswith("edgecnn "):
-                continue
+            continue
+        line = raw.strip().removeprefix("$ ")
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line, pending = pending + line, ""
+        if line.startswith("edgecnn "):
             out.append(line.split("  #", 1)[0].strip())
     return out
 
 
-LINES = _edgecnn_lines()
+LINES = _edgecnn_lines(README.read_text(encoding="utf-8"))
+# Every page's commands, README included: a newcomer copies them from docs/ as well.
+PAGE_LINES = [(doc.relative_to(ROOT).as_posix(), line) for doc in _docs()
+              for line in _edgecnn_lines(doc.read_text(encoding="utf-8"))]
 
 
 def test_readme_shows_commands():
@@ -102,19 +90,19 @@ def _subcommand(line: str):
         if _looks_like_path(w) or not commands:
             break
         sub = commands.get(w)
-        assert sub is not None, f"`edgecnn {' '.join(cmd + [w])}` is not a command (README line: {line})"
+        assert sub is not None, f"`edgecnn {' '.join(cmd + [w])}` is not a command (line: {line})"
         cmd.append(w)
         group = sub
     return cmd, words
 
 
-@pytest.mark.parametrize("line", LINES)
-def test_readme_command_exists_with_its_flags(line):
+@pytest.mark.parametrize("page,line", PAGE_LINES)
+def test_documented_command_exists_with_its_flags(page, line):
     cmd, _ = _subcommand(line)
-    assert cmd, f"no subcommand in README line: {line}"
+    assert cmd, f"no subcommand in {page} line: {line}"
     r = CliRunner().invoke(app, [*cmd, "--help"], env=HELP_ENV)
     assert r.exit_code == 0, f"`edgecnn {' '.join(cmd)} --help` failed:\n{r.output}"
     help_text = ANSI.sub("", r.output)
     known = set(FLAG.findall(help_text))
     missing = [f for f in FLAG.findall(line) if f not in known]
-    assert not missing, f"`edgecnn {' '.join(cmd)}` has no {missing} (README line: {line})"
+    assert not missing, f"`edgecnn {' '.join(cmd)}` has no {missing} ({page} line: {line})"
