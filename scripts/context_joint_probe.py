@@ -5,7 +5,8 @@ release) and a ring stage of the shipped family (own logit, ring-mean logits and
 radius 6, initialised from the shipped coefficients) are trained together, a few patients' grids
 a step: the stage's ring means are convolutions over the patient's logit grid, so the field loss
 reaches every neighbour's tile model. Loss = field_weight · field BCE + tile_weight · tile BCE,
-class-balanced. BN statistics stay frozen (a batch of few patients would make them patient-specific).
+class-balanced. Fine-tuning keeps BN statistics frozen (a batch of few patients would make them
+patient-specific); `--from-scratch` trains a fresh Basic CNN instead, BN included.
 ``--feature-channels K`` adds a feature head: K learned projections of the 512 penultimate
 features and their ring means, read linearly, starting at zero.
 
@@ -76,14 +77,19 @@ class Grids:
 class JointModel:
     """Tile model (logit from the release's softmax layer) + a trainable ring stage over its logits."""
 
-    def __init__(self, stage: RingLogistic, feature_channels: int = 0):
+    def __init__(self, stage: RingLogistic, feature_channels: int = 0, from_scratch: bool = False):
         if not (isinstance(stage, RingLogistic) and stage.presence and stage.radius == RADIUS):
             raise SystemExit(f"the probe starts from a learned ring stage of radius {RADIUS} with presence, "
                              f"not {stage.describe()}")
-        self.net = keras.models.load_model(RELEASE / "basic_cnn-fp32.keras")
-        for layer in self.net.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
+        if from_scratch:   # a fresh Basic CNN whose BN learns from the batches of a few patients
+            from edgecnn.models import create_model
+
+            self.net = create_model("basic_cnn")
+        else:
+            self.net = keras.models.load_model(RELEASE / "basic_cnn-fp32.keras")
+            for layer in self.net.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = False
         self.trunk = keras.Model(self.net.input, self.net.get_layer("fc1_drop").output)
         self.head_w, self.head_b = self.net.get_layer("probs").kernel, self.net.get_layer("probs").bias
         self.coef = tf.Variable(np.asarray(stage.coef, np.float32))
@@ -218,9 +224,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--tile-weight", type=float, default=1.0)
     ap.add_argument("--feature-channels", type=int, default=0,
                     help="K > 0: the stage also reads K learned projections of the 512 penultimate features")
+    ap.add_argument("--from-scratch", action="store_true",
+                    help="train a fresh Basic CNN instead of fine-tuning the release (use --lr 1e-3, more epochs)")
     ap.add_argument("--stain", type=float, default=0.05, help="HED stain jitter, as the release")
     ap.add_argument("--patients-per-step", type=int, default=4, help="patients' grids in one batch")
-    ap.add_argument("--verbose", action="store_true", help="a line every 40 patients")
+    ap.add_argument("--verbose", action="store_true", help="a progress line every 10 steps")
     ap.add_argument("--out", required=True, help="folder for history.json and the best epoch's model")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -229,7 +237,7 @@ def main(argv=None) -> dict:
     patches = load_patches(join_sources(args.data))
     tr, val = (select_part(patches, args.split, part) for part in ("train", "val"))
     shipped = stage_from_dict(json.loads((RELEASE / "basic_cnn-int8-qat.tflite.json").read_text())["context"])
-    jm = JointModel(shipped, args.feature_channels)
+    jm = JointModel(shipped, args.feature_channels, args.from_scratch)
     step = make_step(jm, args, float(tr.labels.mean()))
     grids = Grids(tr)
     history = [{"epoch": 0, **score(jm, val, shipped)}]
