@@ -104,10 +104,10 @@ class JointModel:
         self.shares = tf.constant(8.0 * np.arange(1, RADIUS + 1), tf.float32)
 
     def tile_logits(self, x, training: bool, with_features: bool = False):
+        """Unclipped logits: a clip here would stop the tile loss's gradient on saturated tiles."""
         f = self.trunk(x, training=training)
         l = tf.matmul(f, self.head_w) + self.head_b
-        z = tf.clip_by_value(l[:, 1] - l[:, 0], -ZCLIP, ZCLIP)
-        return (z, f) if with_features else z
+        return (l[:, 1] - l[:, 0], f) if with_features else l[:, 1] - l[:, 0]
 
     def feature_term(self, f, rc, shape):
         """Linear read of the projected features and their ring means (zero where a ring is empty)."""
@@ -120,6 +120,7 @@ class JointModel:
         return tf.linalg.matvec(tf.concat([h, means], 1), self.feat_w)
 
     def field_logits(self, z, rc, f=None):
+        z = tf.clip_by_value(z, -ZCLIP, ZCLIP)   # as the shipped stage reads int8 probabilities
         shape = tf.reduce_max(rc, 0) + 1
         zg = tf.scatter_nd(rc, z, shape)[None, :, :, None]
         mg = tf.scatter_nd(rc, tf.ones_like(z), shape)[None, :, :, None]
