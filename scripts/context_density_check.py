@@ -21,13 +21,8 @@ from edgecnn.context.load import stage_of_artifact
 from edgecnn.context.patches import field_probs_of_patches
 from edgecnn.data import load_patches
 from edgecnn.data.sources import join_sources
-from edgecnn.metrics import best_threshold, roc_auc
+from edgecnn.metrics import best_threshold, binary_metrics, roc_auc
 from edgecnn.train.evaluate import predict_target, select_part
-
-
-def balanced_accuracy_at(y: np.ndarray, p: np.ndarray, threshold: float) -> float:
-    pred = p >= threshold
-    return float(0.5 * (pred[y == 1].mean() + (~pred[y == 0]).mean()))
 
 
 def thinned(stage, probs, val, keep: float, draws: int, seed: int = 0) -> dict:
@@ -37,7 +32,7 @@ def thinned(stage, probs, val, keep: float, draws: int, seed: int = 0) -> dict:
         p, _ = field_probs_of_patches(stage, probs[sel], val.patients[sel], val.xs[sel], val.ys[sel])
         y = val.labels[sel]
         best_thr, best = best_threshold(y, p)
-        rows.append([roc_auc(y, p), balanced_accuracy_at(y, p, stage.threshold), best, best_thr])
+        rows.append([roc_auc(y, p), binary_metrics(y, p, stage.threshold)["balanced_accuracy"], best, best_thr])
     m = np.mean(rows, 0)
     return {"kept": keep, "draws": draws, "field_auc": round(m[0], 4), "bac_at_shipped_threshold": round(m[1], 4),
             "best_bac": round(m[2], 4), "best_threshold": round(m[3], 3)}

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn._tf import keras, tf
-from edgecnn.context.stage import RingLogistic, stage_from_dict
-from edgecnn.context.patches import field_probs_of_patches
+from edgecnn.context.stage import RingLogistic, sigmoid, stage_from_dict
+from edgecnn.context.patches import alone, field_probs_of_patches, place
 from edgecnn.data import load_patches
 from edgecnn.data.pipeline import augment_batch
 from edgecnn.data.sources import join_sources
@@ -55,14 +55,16 @@ def ring_kernel(radius: int) -> tf.Tensor:
 
 
 class Grids:
-    """Each patient's tile indices and grid places (row, col from the file names' x/y)."""
+    """Each patient's placed tiles and their grid places, as the shipped stage places them (patches
+    off the grid or without coordinates stay out: scatter_nd would add two tiles on one place)."""
 
     def __init__(self, part):
         self.patients = {}
         for pid in np.unique(part.patients):
             idx = np.flatnonzero(part.patients == pid)
-            gy, gx = part.ys[idx] // STEP, part.xs[idx] // STEP
-            self.patients[pid] = (idx, np.stack([gy - gy.min(), gx - gx.min()], 1).astype(np.int32))
+            on, rows, cols = place(part.xs[idx], part.ys[idx], STEP)
+            if on.any():
+                self.patients[pid] = (idx[on], np.stack([rows, cols], 1).astype(np.int32))
 
     def window(self, pid, rng) -> tuple[np.ndarray, np.ndarray]:
         """All of a patient's tiles, or the MAX_TILES nearest one random tile (big patients)."""
@@ -164,8 +166,9 @@ def make_step(jm: JointModel, args, pos_rate: float):
 
 
 def joint_field_probs(jm: JointModel, val, z: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """The jointly trained stage, features included, patient by patient (TensorFlow, as trained)."""
-    out = np.zeros(len(z))
+    """The jointly trained stage, features included, patient by patient (TensorFlow, as trained);
+    unplaced patches get the stage's no-neighbour output."""
+    out = alone(jm.stage(), sigmoid(z))
     for idx, rc in Grids(val).patients.values():
         out[idx] = tf.sigmoid(jm.field_logits(tf.constant(z[idx], tf.float32), rc, tf.constant(f[idx]))).numpy()
     return out
@@ -175,7 +178,7 @@ def score(jm: JointModel, val, stage: RingLogistic) -> dict:
     zf = [jm.tile_logits(tf.cast(val.images[i:i + 512], tf.float32) / 255.0, False, with_features=True)
           for i in range(0, len(val.labels), 512)]
     z, f = np.concatenate([a.numpy() for a, _ in zf]), np.concatenate([b.numpy() for _, b in zf])
-    p = 1.0 / (1.0 + np.exp(-z))
+    p = sigmoid(z)
     out = {"patch_auc": roc_auc(val.labels, p), "patch_bac": best_threshold(val.labels, p)[1]}
     fields = {name: field_probs_of_patches(st, p, val.patients, val.xs, val.ys)[0]
               for name, st in (("joint_stage", jm.stage()), ("shipped_stage", stage))}
