@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn._tf import keras, tf
-from edgecnn.context.stage import RingLogistic, sigmoid, stage_from_dict
+from edgecnn.context.stage import EPS, RingLogistic, logit, sigmoid, stage_from_dict
 from edgecnn.context.patches import alone, field_probs_of_patches, place
 from edgecnn.data import load_patches
 from edgecnn.data.pipeline import augment_batch
@@ -40,7 +40,8 @@ from edgecnn.metrics import best_threshold, roc_auc
 from edgecnn.train.evaluate import select_part
 
 FEATURE_RADIUS = 3
-RADIUS, STEP, MAX_TILES, ZCLIP = 6, 50, 512, 9.21   # ZCLIP = logit(1 - 1e-4), the stage's own clip
+RADIUS, STEP, MAX_TILES = 6, 50, 512
+ZCLIP = float(logit(1 - EPS))   # the shipped stage's own clip (9.21)
 RELEASE = Path(__file__).resolve().parents[1] / "exported/release"   # the shipped model and its stage
 
 
